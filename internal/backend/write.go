@@ -20,7 +20,7 @@ type WriteTx struct {
 	b *Backend
 	// ops are the writes since Lock, published to readers at Unlock.
 	ops []op
-	// commit forces a commit at Unlock (set by DeleteBucket).
+	// commit forces a commit at Unlock (set by Create/DeleteBucket).
 	commit bool
 }
 
@@ -33,7 +33,7 @@ func (b *Backend) Lock() *WriteTx {
 }
 
 // Unlock publishes the transaction's writes to new readers, commits if
-// BatchLimit writes are pending (or a bucket was deleted), and releases the
+// BatchLimit writes are pending (or a bucket was created or deleted), and releases the
 // write lock. The returned error is a commit error (see ErrCommitFailed).
 func (t *WriteTx) Unlock() error {
 	b := t.b
@@ -120,7 +120,8 @@ func (t *WriteTx) Delete(bucket, key []byte) error {
 	return nil
 }
 
-// CreateBucket creates bucket name if it does not exist.
+// CreateBucket creates bucket name if it does not exist. A creation commits
+// the transaction at Unlock.
 func (t *WriteTx) CreateBucket(name []byte) error {
 	tx, err := t.tx()
 	if err != nil {
@@ -133,6 +134,7 @@ func (t *WriteTx) CreateBucket(name []byte) error {
 		return fmt.Errorf("create bucket %q: %w", name, err)
 	}
 	t.b.dirty = true
+	t.commit = true // so that views list the bucket (rare: start-up only)
 	return nil
 }
 
