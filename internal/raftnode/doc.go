@@ -1,0 +1,26 @@
+// Package raftnode runs a go.etcd.io/raft/v3 Node: it ticks it, drives its
+// Ready loop, makes the log durable and hands committed entries to the
+// applier. It knows nothing of what the entries mean.
+//
+// The Ready-loop contract, in the order each Ready is handled:
+//
+//  1. Soft state (leader, role) is published first, so proposers and metrics
+//     see a leader change before anything else of that Ready.
+//  2. Read states are handed to OnReadStates (linearizable reads).
+//  3. Committed entries and any incoming snapshot are queued for the applier
+//     (Apply channel) together with a notify channel. Committed entries are
+//     already durable, so applying them overlaps with step 5.
+//  4. A leader sends its messages now, in parallel with its own disk write
+//     (raft thesis §10.2.1); a follower waits until after step 5, because its
+//     MsgAppResp promises that the entries are on disk.
+//  5. Persist: an incoming snapshot is saved first (snap file, then WAL
+//     snapshot record), then the HardState and new entries in one WAL Save
+//     (one write and at most one fdatasync for the whole batch). Only then is
+//     the in-memory raft storage updated.
+//  6. The notify channel is closed: the applier may now rely on everything of
+//     this Ready being durable (it waits for this before applying a snapshot).
+//  7. Advance.
+//
+// Batching: every proposal that arrives while a Ready is being persisted is
+// carried by the next Ready, so concurrent writers share one fsync.
+package raftnode
