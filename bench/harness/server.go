@@ -1,0 +1,246 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// server is one single-member cluster of some system (cairn or etcd) running
+// from a fresh data directory on a loopback address.
+type server struct {
+	sys      System
+	dir      string // owned temp dir: data/, server.log
+	dataDir  string
+	logPath  string
+	endpoint string // host:port of the client URL
+	url      string // http://host:port
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	cli      *clientv3.Client
+	procs    *procSet
+}
+
+// freePort asks the kernel for a free port on ip. The port is released before
+// the server binds it; on a loopback address nobody else is racing for it.
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func newClient(endpoint string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+}
+
+// startServer starts sys on ip with a fresh data dir under root and waits,
+// up to readyTimeout, until it serves a linearizable read.
+func startServer(ctx context.Context, procs *procSet, sys System, root, ip string, extra []string,
+	readyTimeout time.Duration) (*server, error) {
+	dir, err := os.MkdirTemp(root, "srv-"+sys.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	cp, err := freePort(ip)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	pp, err := freePort(ip)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &server{
+		sys: sys, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log"),
+		endpoint: net.JoinHostPort(ip, strconv.Itoa(cp)), exited: make(chan struct{}), procs: procs,
+	}
+	s.url = "http://" + s.endpoint
+	peer := "http://" + net.JoinHostPort(ip, strconv.Itoa(pp))
+	args := []string{
+		"--name", "bench",
+		"--data-dir", s.dataDir,
+		"--listen-client-urls", s.url,
+		"--advertise-client-urls", s.url,
+		"--listen-peer-urls", peer,
+		"--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "bench=" + peer,
+	}
+	args = append(args, extra...)
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.cmd = exec.Command(sys.Binary, args...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := procs.start(s.cmd, sys.Name); err != nil {
+		logf.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", sys.Name, err)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		logf.Close()
+		procs.reaped(s.cmd.Process.Pid)
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx, readyTimeout); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	cli, err := newClient(s.endpoint)
+	if err != nil {
+		return err
+	}
+	s.cli = cli
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %v\n%s", s.sys.Name, timeout, lastErr, s.logTail())
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := cli.Get(rctx, "cairnbench-ready")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.exited:
+			return fmt.Errorf("%s exited during startup (%v)\n%s", s.sys.Name, s.waitErr, s.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+// alive reports whether the server process is still running.
+func (s *server) alive() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop terminates the server (SIGTERM, then SIGKILL after a deadline), waits
+// for it and removes its directory.
+func (s *server) stop() {
+	if s.cli != nil {
+		s.cli.Close()
+	}
+	if s.alive() {
+		_ = syscall.Kill(-s.pid(), syscall.SIGTERM)
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-s.exited:
+		case <-t.C:
+			_ = syscall.Kill(-s.pid(), syscall.SIGKILL)
+			<-s.exited
+		}
+		t.Stop()
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "--- " + s.sys.Name + " log tail ---\n" + string(b)
+}
+
+// procStatus reads VmRSS and VmHWM (bytes) from /proc/<pid>/status.
+func procStatus(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseProcStatus(b)
+}
+
+func parseProcStatus(b []byte) (rss, hwm int64, err error) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	found := 0
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[2] != "kB" {
+			continue
+		}
+		v, perr := strconv.ParseInt(f[1], 10, 64)
+		if perr != nil {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss = v * 1024
+			found++
+		case "VmHWM:":
+			hwm = v * 1024
+			found++
+		}
+	}
+	if found != 2 {
+		return 0, 0, errors.New("VmRSS/VmHWM not found in /proc status")
+	}
+	return rss, hwm, nil
+}
+
+// dirSize sums the disk usage (allocated blocks, like du) of the regular
+// files under dir; preallocated WAL space counts, as it is taken from the disk.
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			} else {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,245 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sizes are the request counts of one mode. Every load is bounded by its
+// count and by RunTimeout.
+type Sizes struct {
+	Rounds     int           `json:"rounds"`
+	FsyncCount int           `json:"fsync_count"`
+	Put1       int           `json:"put_1_client"`
+	Put100     int           `json:"put_100_clients"`
+	Put1000    int           `json:"put_1000_clients"`
+	Range1     int           `json:"range_1_client"`
+	Range100   int           `json:"range_100_clients"`
+	Txn1       int           `json:"txn_1_client"`
+	Txn100     int           `json:"txn_100_clients"`
+	MemKeys    int           `json:"memory_keys"`
+	RunTimeout time.Duration `json:"run_timeout_ns"`
+}
+
+// Modes: full is what docs/performance.md reports; quick takes a few minutes;
+// tiny only proves the plumbing (its numbers mean nothing).
+var Modes = map[string]Sizes{
+	"full": {Rounds: 5, FsyncCount: 5000, Put1: 10000, Put100: 100000, Put1000: 200000,
+		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute},
+	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
+		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute},
+	"tiny": {Rounds: 2, FsyncCount: 101, Put1: 101, Put100: 200, Put1000: 1000,
+		Range1: 101, Range100: 200, Txn1: 101, Txn100: 200, MemKeys: 300, RunTimeout: time.Minute},
+}
+
+const (
+	valSize     = 256
+	rangeKey    = "rangekey" // 8 B
+	floorName   = "fsync-floor"
+	put1Name    = "put-1c"
+	floorSystem = "disk"
+)
+
+type metricDef struct {
+	Key          string
+	Label        string
+	Unit         string
+	HigherBetter bool
+}
+
+var loadMetrics = []metricDef{
+	{"rps", "throughput", "req/s", true},
+	{"avg_ms", "mean latency", "ms", false},
+	{"p99_ms", "p99 latency", "ms", false},
+}
+
+// runOut is what one workload run produced.
+type runOut struct {
+	m        *Measurement
+	values   map[string]float64
+	expected int // requests the run should have accounted for (0: not a load)
+}
+
+type workload struct {
+	name    string
+	desc    string
+	server  bool // false: a machine measurement (the fsync floor)
+	metrics []metricDef
+	run     func(ctx context.Context, r *runner, s *server) (runOut, error)
+}
+
+// loadValues extracts the load metrics; p99 is left out (and the run then
+// fails) when there were too few requests to define it.
+func loadValues(m Measurement) map[string]float64 {
+	v := map[string]float64{"rps": m.RPS, "avg_ms": m.Average * 1000}
+	if p, ok := m.Percentiles["99"]; ok {
+		v["p99_ms"] = p * 1000
+	}
+	return v
+}
+
+// workloads lists every workload in run order.
+func workloads(sz Sizes) []workload {
+	return []workload{
+		{
+			name: floorName, desc: "disk floor: sequential 512 B append + fdatasync on the data disk (preallocated file)",
+			metrics: []metricDef{{"rps", "fsync rate", "ops/s", true}, {"avg_ms", "mean fsync latency", "ms", false}},
+			run: func(ctx context.Context, r *runner, _ *server) (runOut, error) {
+				m, err := measureFsyncFloor(ctx, r.work, sz.FsyncCount, sz.RunTimeout/2)
+				if err != nil {
+					return runOut{}, err
+				}
+				return runOut{m: &m, values: map[string]float64{"rps": m.RPS, "avg_ms": m.Average * 1000}}, nil
+			},
+		},
+		toolWorkload(put1Name, "put, 1 client / 1 connection, 8 B keys (100k key space), 256 B values", 1, 1, sz.Put1,
+			"put", "--key-size", "8", "--val-size", strconv.Itoa(valSize), "--key-space-size", "100000"),
+		toolWorkload("put-100c", "put, 100 clients / 10 connections, 8 B keys, 256 B values", 100, 10, sz.Put100,
+			"put", "--key-size", "8", "--val-size", strconv.Itoa(valSize), "--key-space-size", "100000"),
+		toolWorkload("put-1000c", "put, 1000 clients / 100 connections, 8 B keys, 256 B values", 1000, 100, sz.Put1000,
+			"put", "--key-size", "8", "--val-size", strconv.Itoa(valSize), "--key-space-size", "100000"),
+		toolWorkload("range-l-1c", "range 1 key, linearizable, 1 client / 1 connection", 1, 1, sz.Range1,
+			"range", rangeKey, "--consistency", "l"),
+		toolWorkload("range-l-100c", "range 1 key, linearizable, 100 clients / 10 connections", 100, 10, sz.Range100,
+			"range", rangeKey, "--consistency", "l"),
+		toolWorkload("range-s-1c", "range 1 key, serializable, 1 client / 1 connection", 1, 1, sz.Range1,
+			"range", rangeKey, "--consistency", "s"),
+		toolWorkload("range-s-100c", "range 1 key, serializable, 100 clients / 10 connections", 100, 10, sz.Range100,
+			"range", rangeKey, "--consistency", "s"),
+		txnWorkload("txn-1c", "txn compare(mod_revision)+put, 1 client / 1 connection (harness generator)", 1, 1, sz.Txn1),
+		txnWorkload("txn-100c", "txn compare(mod_revision)+put, 100 clients / 10 connections (harness generator)", 100, 10, sz.Txn100),
+		{
+			name: "memory", server: true,
+			desc: fmt.Sprintf("RSS and backend size after %d puts of distinct 64 B keys with 256 B values", sz.MemKeys),
+			metrics: []metricDef{
+				{"rss_mib", "RSS (VmRSS)", "MiB", false},
+				{"hwm_mib", "peak RSS (VmHWM)", "MiB", false},
+				{"db_mib", "backend size (Status.dbSize)", "MiB", false},
+				{"db_in_use_mib", "backend in use (Status.dbSizeInUse)", "MiB", false},
+				{"datadir_mib", "data dir disk usage (du)", "MiB", false},
+			},
+			run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+				return memoryRun(ctx, r, s, sz.MemKeys)
+			},
+		},
+	}
+}
+
+func toolWorkload(name, desc string, clients, conns, total int, sub ...string) workload {
+	return workload{
+		name: name, desc: desc, server: true, metrics: loadMetrics,
+		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+			if sub[0] == "range" {
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := s.cli.Put(pctx, rangeKey, strings.Repeat("r", valSize))
+				cancel()
+				if err != nil {
+					return runOut{}, fmt.Errorf("preload %s: %w", rangeKey, err)
+				}
+			}
+			args := append(append([]string{}, sub...), "--total", strconv.Itoa(total))
+			m, err := r.benchmark(ctx, s, clients, conns, args...)
+			if err != nil {
+				return runOut{m: m, expected: total}, err
+			}
+			return runOut{m: m, values: loadValues(*m), expected: total}, nil
+		},
+	}
+}
+
+func txnWorkload(name, desc string, clients, conns, total int) workload {
+	return workload{
+		name: name, desc: desc, server: true, metrics: loadMetrics,
+		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+			l := txnLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: total,
+				keysPer: 16, valSize: valSize, reqTimeout: 10 * time.Second}
+			m, err := l.run(ctx)
+			if err != nil {
+				return runOut{m: &m, expected: total}, err
+			}
+			return runOut{m: &m, values: loadValues(m), expected: total}, nil
+		},
+	}
+}
+
+// benchmark runs etcd's benchmark tool against s and parses its report.
+func (r *runner) benchmark(ctx context.Context, s *server, clients, conns int, args ...string) (*Measurement, error) {
+	full := append([]string{
+		"--endpoints", s.endpoint, "--clients", strconv.Itoa(clients), "--conns", strconv.Itoa(conns),
+		"--dial-timeout", "5s", "--precise",
+	}, args...)
+	var stdout, stderr bytes.Buffer
+	err := r.procs.run(ctx, r.cfg.Sizes.RunTimeout, "benchmark", r.work, os.Environ(), &stdout, &stderr, BenchmarkTool(), full...)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 1500))
+	}
+	m, err := ParseBenchmarkOutput(stdout.String())
+	if err != nil {
+		return nil, fmt.Errorf("%w\n--- stdout ---\n%s", err, tail(stdout.String(), 1500))
+	}
+	return &m, nil
+}
+
+func memoryRun(ctx context.Context, r *runner, s *server, keys int) (runOut, error) {
+	m, err := r.benchmark(ctx, s, 100, 10, "put", "--key-size", "64", "--val-size", strconv.Itoa(valSize),
+		"--sequential-keys", "--key-space-size", strconv.Itoa(keys), "--total", strconv.Itoa(keys))
+	if err != nil {
+		return runOut{m: m, expected: keys}, err
+	}
+	out := runOut{m: m, expected: keys}
+	if m.Errors > 0 {
+		return out, nil
+	}
+	// The backend commits in batches: wait, with a deadline, until two
+	// Status answers 200 ms apart agree on its size.
+	var db, inUse int64
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := s.cli.Status(sctx, s.endpoint)
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("status: %w", err)
+		}
+		stable := st.DbSize == db && st.DbSizeInUse == inUse
+		db, inUse = st.DbSize, st.DbSizeInUse
+		if stable || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	rss, hwm, err := procStatus(s.pid())
+	if err != nil {
+		return out, err
+	}
+	dd, err := dirSize(s.dataDir)
+	if err != nil {
+		return out, err
+	}
+	const mib = 1 << 20
+	out.values = map[string]float64{
+		"rss_mib": float64(rss) / mib, "hwm_mib": float64(hwm) / mib,
+		"db_mib": float64(db) / mib, "db_in_use_mib": float64(inUse) / mib, "datadir_mib": float64(dd) / mib,
+	}
+	return out, nil
+}
+
+// WorkloadList returns the name and description of every workload.
+func WorkloadList(sz Sizes) [][2]string {
+	var out [][2]string
+	for _, w := range workloads(sz) {
+		out = append(out, [2]string{w.name, w.desc})
+	}
+	return out
+}
