@@ -270,8 +270,8 @@ func TestSyncRules(t *testing.T) {
 		ents     []raftpb.Entry
 		wantSync bool
 	}{
-		{raftpb.HardState{}, nil, false},                         // nothing at all
-		{raftpb.HardState{Term: 1, Vote: 1}, nil, true},          // vote
+		{raftpb.HardState{}, nil, false},                // nothing at all
+		{raftpb.HardState{Term: 1, Vote: 1}, nil, true}, // vote
 		{raftpb.HardState{Term: 1, Vote: 1, Commit: 0}, ents(1, 1, 1), true},
 		{raftpb.HardState{Term: 1, Vote: 1, Commit: 1}, nil, false}, // commit only
 		{raftpb.HardState{}, ents(1, 2, 2), true},
