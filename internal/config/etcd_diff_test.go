@@ -71,6 +71,8 @@ var diffCases = []diffCase{
 	{name: "bool takes no value", args: []string{"--pre-vote", "false"}, code: 1, want: "verify: \"false\" is not a valid flag"},
 	{name: "legacy flag takes no value", args: []string{"--snapshot", "x"}, code: 1, want: "verify: \"x\" is not a valid flag"},
 	{name: "gateway not first", args: []string{"--name=a", "gateway"}, code: 1, want: "verify: \"gateway\" is not a valid flag"},
+	{name: "version then positional", args: []string{"--version", "extra"}, code: 1, want: "verify: \"extra\" is not a valid flag"},
+	{name: "version then unknown flag", args: []string{"--version", "--nonsense"}, code: 2, want: "flag provided but not defined: -nonsense"},
 	{name: "stops at first non-flag", args: []string{"x", "--nonexistent"}, code: 1, want: "verify: \"x\" is not a valid flag"},
 
 	// A.4/A.5 verification (exit 1)
@@ -179,7 +181,7 @@ func TestLoadRejects(t *testing.T) {
 	for _, tc := range diffCases {
 		t.Run(tc.name, func(t *testing.T) {
 			args, env, dir := prepare(t, tc)
-			got := runLoad(args, env)
+			got, _ := runLoad(args, env)
 			got.text = strings.ReplaceAll(got.text, dir, "$TMP")
 			if want := (outcome{tc.code, tc.want}); got != want {
 				t.Errorf("args %q env %q:\n got:  %d %s\n want: %d %s", tc.args, tc.env, got.code, got.text, want.code, want.text)
@@ -198,8 +200,11 @@ func TestDifferentialEtcd(t *testing.T) {
 	for _, tc := range diffCases {
 		t.Run(tc.name, func(t *testing.T) {
 			args, env, _ := prepare(t, tc)
-			want := runEtcd(t, etcd, args, env)
-			got := runLoad(args, env)
+			want, wantLog := runEtcd(t, etcd, args, env)
+			got, gotLog := runLoad(args, env)
+			if w, g := logSeq(wantLog), logSeq(gotLog); w != g && tc.knownDiff == "" {
+				t.Errorf("log lines differ:\n etcd:\n%s\n cairn:\n%s", w, g)
+			}
 			if tc.knownDiff != "" {
 				t.Logf("known difference: %s", tc.knownDiff)
 				got.text, want.text = "", ""
@@ -289,7 +294,7 @@ var startedMsgs = map[string]bool{
 
 // runEtcd runs etcd with only env as its environment, killing it as soon as
 // it logs that it is starting, or at a deadline.
-func runEtcd(t *testing.T, bin string, args, env []string) outcome {
+func runEtcd(t *testing.T, bin string, args, env []string) (outcome, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -320,28 +325,28 @@ func runEtcd(t *testing.T, bin string, args, env []string) outcome {
 	}
 	_ = cmd.Wait()
 	if started {
-		return outcome{code: -1, text: "started"}
+		return outcome{code: -1, text: "started"}, buf.String()
 	}
 	if ctx.Err() != nil {
 		t.Fatalf("etcd did not exit before the deadline:\n%s", buf.String())
 	}
-	return summarize(cmd.ProcessState.ExitCode(), buf.String())
+	return summarize(cmd.ProcessState.ExitCode(), buf.String()), buf.String()
 }
 
 // runLoad runs Load and renders its logs as etcd's would be.
-func runLoad(args, env []string) outcome {
+func runLoad(args, env []string) (outcome, string) {
 	var stdout, stderr bytes.Buffer
 	_, err := Load(append([]string{"etcd"}, args...), env, &stdout, &stderr)
 	if err == nil {
-		return outcome{code: -1, text: "started"}
+		return outcome{code: -1, text: "started"}, ""
 	}
 	var ee *ExitError
 	if !errors.As(err, &ee) {
-		return outcome{code: -2, text: err.Error()}
+		return outcome{code: -2, text: err.Error()}, ""
 	}
 	lg := testLogger(&stderr)
 	WriteLogs(lg, lg, ee.Logs)
-	return summarize(ee.Code, stderr.String())
+	return summarize(ee.Code, stderr.String()), stderr.String()
 }
 
 // testLogger writes etcd-shaped JSON to w; fatal records do not exit.
@@ -353,6 +358,19 @@ func testLogger(w *bytes.Buffer) *zap.Logger {
 type noopHook struct{}
 
 func (noopHook) OnWrite(*zapcore.CheckedEntry, []zapcore.Field) {}
+
+// logSeq lists the JSON log lines of stderr as "level msg", dropping the
+// "Running: " arguments (etcd's include the binary path).
+func logSeq(stderr string) string {
+	var out []string
+	for _, line := range strings.Split(stderr, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, fmt.Sprintf("%v %v", rec["level"], rec["msg"]))
+		}
+	}
+	return strings.Join(out, "\n")
+}
 
 // summarize reduces stderr to the line that matters: the first line for exit
 // 2, else the "failed to verify flags" error, a fatal record, or the first
