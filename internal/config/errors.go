@@ -81,7 +81,7 @@ func WriteLogs(boot, lg *zap.Logger, recs []LogRecord) {
 		if l == nil {
 			continue
 		}
-		if ce := l.WithOptions(zap.AddCallerSkip(0)).Check(r.Level, r.Msg); ce != nil {
+		if ce := l.Check(r.Level, r.Msg); ce != nil {
 			ce.Write(r.Fields...)
 		}
 	}
