@@ -231,6 +231,10 @@ func (b *Backend) commitLocked() error {
 			return b.fail(fmt.Errorf("pre-commit hook: %w", err))
 		}
 	}
+	// Everything in wtx, hook writes included, reaches readers through the
+	// next epoch's read tx: nothing is left to publish.
+	clear(b.wt.ops)
+	b.wt.ops = b.wt.ops[:0]
 	start := time.Now()
 	// Block new views, drop the backend's reference to the old epoch so its
 	// read tx is rolled back as soon as the last view ends (a commit that

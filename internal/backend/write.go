@@ -59,7 +59,7 @@ func (t *WriteTx) tx() (*bolt.Tx, error) {
 	if t.b.err != nil {
 		return nil, t.b.err
 	}
-	if t.b.closed.Load() {
+	if t.b.wtx == nil {
 		return nil, ErrClosed
 	}
 	return t.b.wtx, nil
