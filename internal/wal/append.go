@@ -51,7 +51,9 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 		}
 	}
 	if !emptyState {
-		if err := w.frameMsg(&crc, StateType, &st); err != nil {
+		// Marshal from a field: taking &st would move st to the heap on every call.
+		w.stBuf = st
+		if err := w.frameMsg(&crc, StateType, &w.stBuf); err != nil {
 			return err
 		}
 	}

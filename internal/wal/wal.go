@@ -89,6 +89,7 @@ type WAL struct {
 	next    *fileutil.LockedFile // the preallocated next segment (0.tmp); nil if not prepared
 	buf     []byte               // encode buffer, reused by every append
 	scratch []byte               // marshal buffer for one entry, reused
+	stBuf   raftpb.HardState     // the HardState being marshalled by Save
 	err     error                // first write failure; once set, appends are refused
 	closed  bool
 }
