@@ -1,0 +1,56 @@
+package printer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Tables shared by the simple format (rows joined with ", ") and the table format.
+
+func endpointHealthTable(hs []EndpointHealth) (hdr []string, rows [][]string) {
+	hdr = []string{"endpoint", "health", "took", "error"}
+	for _, h := range hs {
+		rows = append(rows, []string{h.Ep, fmt.Sprint(h.Health), h.Took, h.Error})
+	}
+	return hdr, rows
+}
+
+func endpointStatusTable(ss []EndpointStatus) (hdr []string, rows [][]string) {
+	hdr = []string{"endpoint", "ID", "version", "storage version", "db size", "in use", "percentage not in use", "quota",
+		"is leader", "is learner", "raft term", "raft index", "raft applied index", "errors",
+		"downgrade target version", "downgrade enabled"}
+	for _, s := range ss {
+		r := s.Resp
+		notInUse := int64(0)
+		if r.DbSize != 0 {
+			notInUse = 100 - r.DbSizeInUse*100/r.DbSize
+		}
+		rows = append(rows, []string{
+			s.Ep,
+			fmt.Sprintf("%x", r.Header.MemberId),
+			r.Version,
+			r.StorageVersion,
+			humanBytes(uint64(r.DbSize)),
+			humanBytes(uint64(r.DbSizeInUse)),
+			fmt.Sprintf("%d%%", notInUse),
+			humanBytes(uint64(r.DbSizeQuota)),
+			fmt.Sprint(r.Leader == r.Header.MemberId),
+			fmt.Sprint(r.IsLearner),
+			fmt.Sprint(r.RaftTerm),
+			fmt.Sprint(r.RaftIndex),
+			fmt.Sprint(r.RaftAppliedIndex),
+			strings.Join(r.Errors, ", "),
+			r.DowngradeInfo.GetTargetVersion(),
+			fmt.Sprint(r.DowngradeInfo.GetEnabled()),
+		})
+	}
+	return hdr, rows
+}
+
+func endpointHashKVTable(hs []EndpointHashKV) (hdr []string, rows [][]string) {
+	hdr = []string{"endpoint", "hash", "hash revision"}
+	for _, h := range hs {
+		rows = append(rows, []string{h.Ep, fmt.Sprint(h.Resp.Hash), fmt.Sprint(h.Resp.HashRevision)})
+	}
+	return hdr, rows
+}
