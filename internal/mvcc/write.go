@@ -194,3 +194,14 @@ func (w *WriteTxn) End() error {
 	}
 	return err
 }
+
+// SetConsistentIndex records index and term without a write transaction of
+// the caller's (for entries that change nothing in the store); they are
+// persisted by the next commit. Writer goroutine, not holding a WriteTxn.
+func (s *Store) SetConsistentIndex(index, term uint64) {
+	tx := s.b.Lock()
+	s.ci, s.term, s.ciDirty = index, term, true
+	s.ciPub.Store(index)
+	tx.Touch()
+	_ = tx.Unlock() // no writes: Unlock can only report an earlier commit error
+}
