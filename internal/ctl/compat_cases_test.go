@@ -19,7 +19,7 @@ type compatCase struct {
 
 func c(args ...string) compatCase { return compatCase{args: args} }
 
-func (k compatCase) in(stdin string) compatCase   { k.stdin = stdin; return k }
+func (k compatCase) in(stdin string) compatCase    { k.stdin = stdin; return k }
 func (k compatCase) with(env ...string) compatCase { k.env = env; return k }
 func (k compatCase) bare() compatCase              { k.noEP = true; return k }
 
