@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -38,6 +39,8 @@ type Options struct {
 	Versions Versions
 	// ProbeTimeout bounds the read a health check performs.
 	ProbeTimeout time.Duration
+	// EnablePprof serves Go's profiles under /debug/pprof/ (--enable-pprof).
+	EnablePprof bool
 }
 
 // NewHandler returns the HTTP handler for the client port.
@@ -65,6 +68,13 @@ func NewHandler(m Member, o Options) http.Handler {
 	mux.HandleFunc("/health", h.serveHealth)
 	mux.HandleFunc("/livez", h.serveProbe(false))
 	mux.HandleFunc("/readyz", h.serveProbe(true))
+	if o.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if o.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}

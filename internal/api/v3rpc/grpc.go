@@ -1,0 +1,75 @@
+package v3rpc
+
+import (
+	"crypto/tls"
+	"math"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Options configure the gRPC server.
+type Options struct {
+	Logger *zap.Logger
+	// TLS, when set, makes the server terminate TLS itself (only for
+	// listeners that are not already TLS).
+	TLS *tls.Config
+	// MaxRequestBytes is --max-request-bytes; the gRPC receive limit is
+	// this plus 512 KiB of headroom for the envelope, as in etcd.
+	MaxRequestBytes uint
+	// MaxTxnOps is --max-txn-ops.
+	MaxTxnOps uint
+	// MaxConcurrentStreams is --max-concurrent-streams.
+	MaxConcurrentStreams uint32
+	// Keepalive settings (--grpc-keepalive-*).
+	KeepaliveMinTime, KeepaliveInterval, KeepaliveTimeout time.Duration
+	// StorageVersion is reported in snapshot streams.
+	StorageVersion string
+}
+
+// grpcOverheadBytes is the room above --max-request-bytes that a gRPC
+// message may use.
+const grpcOverheadBytes = 512 * 1024
+
+// NewServer builds the gRPC server with etcd's services registered. Services
+// cairn does not serve yet (Watch, Lease, Auth, member changes) answer
+// codes.Unimplemented.
+func NewServer(m Member, o Options) *grpc.Server {
+	var opts []grpc.ServerOption
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	opts = append(opts,
+		grpc.MaxRecvMsgSize(int(o.MaxRequestBytes)+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
+	)
+	if o.KeepaliveMinTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime: o.KeepaliveMinTime, PermitWithoutStream: false,
+		}))
+	}
+	if o.KeepaliveInterval > 0 || o.KeepaliveTimeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: o.KeepaliveInterval, Timeout: o.KeepaliveTimeout,
+		}))
+	}
+	gs := grpc.NewServer(opts...)
+	hdr := header{m: m}
+	pb.RegisterKVServer(gs, &kvServer{hdr: hdr, m: m, maxTxnOps: int(o.MaxTxnOps)})
+	pb.RegisterMaintenanceServer(gs, &maintenanceServer{lg: o.Logger, hdr: hdr, m: m, storageVersion: o.StorageVersion})
+	pb.RegisterClusterServer(gs, &clusterServer{hdr: hdr, m: m})
+	pb.RegisterWatchServer(gs, &pb.UnimplementedWatchServer{})
+	pb.RegisterLeaseServer(gs, &pb.UnimplementedLeaseServer{})
+	pb.RegisterAuthServer(gs, &pb.UnimplementedAuthServer{})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	return gs
+}

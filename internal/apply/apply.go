@@ -1,0 +1,204 @@
+// Package apply turns committed raft entries into state-machine changes,
+// deterministically: the same entries applied to the same state give the
+// same state and the same results on every member, cairn or etcd. It never
+// reads the clock, draws random numbers or touches the network.
+//
+// Threading: an Applier is used by one goroutine (the server's apply loop).
+//
+// Atomicity: each entry's effects and the consistent index (the entry's
+// index and term) are written in one backend transaction, so after a crash
+// the backend is either before or after the entry, never half-way, and
+// replay skips exactly the entries the backend already holds.
+package apply
+
+import (
+	"errors"
+	"fmt"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/mvcc"
+	"github.com/cairnkv/cairn/internal/txn"
+)
+
+// Result is the outcome of one client request, handed to its waiter.
+type Result struct {
+	Resp any
+	Err  error
+	// Physical is closed when a compaction's physical deletion is done.
+	Physical <-chan struct{}
+}
+
+// ErrUnsupported is the result of a request kind cairn does not apply yet.
+// It is returned to the proposer; the entry is still consumed (and its
+// consistent index recorded) so the log keeps moving.
+var ErrUnsupported = errors.New("apply: request kind not supported yet")
+
+// Applier applies committed entries to the state machine.
+type Applier struct {
+	lg *zap.Logger
+	kv *mvcc.Store
+	cl *membership.Cluster
+	// consistentIndex is the index of the last entry whose effects are in
+	// the backend. Entries at or below it are replayed for raft's sake only.
+	// Invariant: consistentIndex >= every index whose effects were written.
+	consistentIndex uint64
+	exec            *txn.Executor
+}
+
+// New returns an Applier whose backend holds entries up to consistentIndex.
+func New(lg *zap.Logger, kv *mvcc.Store, cl *membership.Cluster, consistentIndex uint64, exec *txn.Executor) *Applier {
+	return &Applier{lg: lg, kv: kv, cl: cl, consistentIndex: consistentIndex, exec: exec}
+}
+
+// ConsistentIndex is the index of the last entry recorded in the backend.
+func (a *Applier) ConsistentIndex() uint64 { return a.consistentIndex }
+
+// Normal applies an EntryNormal. It returns the request ID to wake (0 when
+// there is none) and the result.
+func (a *Applier) Normal(e raftpb.Entry) (uint64, Result) {
+	replay := e.Index <= a.consistentIndex
+	if len(e.Data) == 0 {
+		// A new leader's empty entry.
+		if !replay {
+			a.recordIndex(e)
+		}
+		return 0, Result{}
+	}
+	var req pb.InternalRaftRequest
+	if err := req.Unmarshal(e.Data); err != nil {
+		// Not a v3 request: a legacy v2 request from an old WAL tail.
+		return a.legacyV2(e, replay)
+	}
+	id := req.ID
+	if req.Header != nil && req.Header.ID != 0 {
+		id = req.Header.ID
+	}
+	if replay {
+		a.replayNormal(&req)
+		return id, Result{}
+	}
+	return id, a.apply(e, &req)
+}
+
+// replayNormal re-applies the in-memory effects of an entry the backend
+// already holds: the member set, which is restored from the raft snapshot
+// and must be rolled forward through the log like raft's own configuration.
+func (a *Applier) replayNormal(req *pb.InternalRaftRequest) {
+	switch {
+	case req.ClusterMemberAttrSet != nil:
+		a.setAttributes(req.ClusterMemberAttrSet, nil)
+	case req.ClusterVersionSet != nil:
+		a.cl.SetVersion(req.ClusterVersionSet.Ver, nil)
+	}
+}
+
+func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
+	ci := txn.ConsistentIndex{Index: e.Index, Term: e.Term}
+	a.consistentIndex = e.Index
+	switch {
+	case req.Put != nil:
+		resp, err := a.exec.Put(req.Put, ci)
+		return Result{Resp: resp, Err: err}
+	case req.DeleteRange != nil:
+		resp, err := a.exec.DeleteRange(req.DeleteRange, ci)
+		return Result{Resp: resp, Err: err}
+	case req.Txn != nil:
+		resp, err := a.exec.Txn(req.Txn, ci)
+		return Result{Resp: resp, Err: err}
+	case req.Range != nil:
+		// etcd 3.6 never proposes ranges, but an old log may hold one.
+		a.kv.SetConsistentIndex(e.Index, e.Term)
+		resp, err := a.exec.Range(req.Range)
+		return Result{Resp: resp, Err: err}
+	case req.Compaction != nil:
+		// Replaying a compaction is harmless: it fails as already done.
+		resp, physical, err := a.exec.Compact(req.Compaction, ci)
+		return Result{Resp: resp, Err: err, Physical: physical}
+	case req.ClusterMemberAttrSet != nil:
+		w := a.kv.Write()
+		defer a.end(w, e)
+		return Result{Err: a.setAttributes(req.ClusterMemberAttrSet, persister{w.BackendTx()})}
+	case req.ClusterVersionSet != nil:
+		w := a.kv.Write()
+		defer a.end(w, e)
+		return Result{Err: a.cl.SetVersion(req.ClusterVersionSet.Ver, persister{w.BackendTx()})}
+	}
+	a.kv.SetConsistentIndex(e.Index, e.Term)
+	a.lg.Warn("applying a request kind cairn does not support yet", zap.Stringer("request", req))
+	return Result{Err: fmt.Errorf("%w: %s", ErrUnsupported, kindOf(req))}
+}
+
+// end records the consistent index in the entry's transaction and ends it.
+func (a *Applier) end(w *mvcc.WriteTxn, e raftpb.Entry) {
+	w.SetConsistentIndex(e.Index, e.Term)
+	if err := w.End(); err != nil {
+		a.lg.Error("backend commit failed", zap.Error(err))
+	}
+	a.consistentIndex = e.Index
+}
+
+// recordIndex records the consistent index of an entry without effects.
+func (a *Applier) recordIndex(e raftpb.Entry) {
+	a.kv.SetConsistentIndex(e.Index, e.Term)
+	a.consistentIndex = e.Index
+}
+
+func (a *Applier) setAttributes(r *membershippb.ClusterMemberAttrSetRequest, p membership.Persister) error {
+	attr := membership.Attributes{}
+	if r.MemberAttributes != nil {
+		attr.Name = r.MemberAttributes.Name
+		attr.ClientURLs = r.MemberAttributes.ClientUrls
+	}
+	known, err := a.cl.SetAttributes(r.Member_ID, attr, p)
+	if !known {
+		// etcd treats this as a broken invariant and panics; cairn logs
+		// loudly and goes on, since refusing would stop the whole log.
+		a.lg.Error("failed to update; member unknown", zap.String("member-id", membership.FormatID(r.Member_ID)))
+	}
+	return err
+}
+
+// legacyV2 handles a bare v2 Request: only the membership writes etcd 3.x
+// ever proposed this way are accepted.
+func (a *Applier) legacyV2(e raftpb.Entry, replay bool) (uint64, Result) {
+	var r pb.Request
+	if err := r.Unmarshal(e.Data); err != nil {
+		a.lg.Error("cannot decode raft entry", zap.Uint64("index", e.Index), zap.Error(err))
+		if !replay {
+			a.recordIndex(e)
+		}
+		return 0, Result{Err: fmt.Errorf("%w: undecodable entry", ErrUnsupported)}
+	}
+	a.lg.Warn("ignoring legacy v2 request in the log", zap.String("method", r.Method), zap.String("path", r.Path), zap.Uint64("index", e.Index))
+	if !replay {
+		a.recordIndex(e)
+	}
+	return r.ID, Result{}
+}
+
+func kindOf(r *pb.InternalRaftRequest) string {
+	switch {
+	case r.LeaseGrant != nil:
+		return "lease grant"
+	case r.LeaseRevoke != nil:
+		return "lease revoke"
+	case r.LeaseCheckpoint != nil:
+		return "lease checkpoint"
+	case r.Alarm != nil:
+		return "alarm"
+	case r.AuthEnable != nil, r.AuthDisable != nil, r.Authenticate != nil, r.AuthStatus != nil,
+		r.AuthUserAdd != nil, r.AuthUserDelete != nil, r.AuthUserGet != nil, r.AuthUserChangePassword != nil,
+		r.AuthUserGrantRole != nil, r.AuthUserRevokeRole != nil, r.AuthUserList != nil, r.AuthRoleList != nil,
+		r.AuthRoleAdd != nil, r.AuthRoleDelete != nil, r.AuthRoleGet != nil, r.AuthRoleGrantPermission != nil,
+		r.AuthRoleRevokePermission != nil:
+		return "auth"
+	case r.DowngradeInfoSet != nil:
+		return "downgrade"
+	}
+	return "unknown"
+}

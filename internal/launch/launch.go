@@ -1,0 +1,321 @@
+// Package launch runs a cairn member as a process: it reads the operator's
+// configuration (flags, ETCD_* variables, config file), builds the server,
+// binds the client and peer listeners, serves until a signal or a fatal
+// error, and exits with etcd's exit codes.
+package launch
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/api/httpapi"
+	"github.com/cairnkv/cairn/internal/api/v3rpc"
+	"github.com/cairnkv/cairn/internal/config"
+	"github.com/cairnkv/cairn/internal/server"
+)
+
+// Main runs a member with the given command line (args[0] is the program)
+// and environment, and returns the process exit code. A signal that stops
+// the member is re-raised, so the process dies of it as etcd's does.
+func Main(args, environ []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(args, environ, stdout, stderr)
+	if err != nil {
+		var ee *config.ExitError
+		if errors.As(err, &ee) {
+			if !ee.Printed && len(ee.Logs) > 0 {
+				boot, _ := config.BootstrapLogger()
+				config.WriteLogs(boot, ee.Logger, ee.Logs)
+			}
+			return ee.Code
+		}
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	lg, err := config.BuildLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer lg.Sync()
+	boot, _ := config.BootstrapLogger()
+	config.WriteLogs(boot, lg, cfg.ParseLogs())
+
+	if err := checkSupported(cfg); err != nil {
+		lg.Error("cairn cannot start with this configuration", zap.Error(err))
+		return 1
+	}
+	scfg, err := serverConfig(cfg, lg)
+	if err != nil {
+		lg.Error("discovery failed", zap.Error(err))
+		return 1
+	}
+	m, err := start(lg, cfg, scfg)
+	if err != nil {
+		lg.Error("discovery failed", zap.Error(err))
+		return 1
+	}
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigc:
+		lg.Info("received signal; shutting down", zap.String("signal", sig.String()))
+		m.stop()
+		signal.Reset(sig)
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			p.Signal(sig)
+		}
+		// The default action of the re-raised signal ends the process; if
+		// it does not within a moment, exit with the shell's code for it.
+		time.Sleep(time.Second)
+		return 128 + int(sig.(syscall.Signal))
+	case err := <-m.errc:
+		lg.Error("member stopped on a fatal error", zap.Error(err))
+		m.stop()
+		return 1
+	}
+}
+
+// checkSupported refuses settings cairn does not act on yet.
+func checkSupported(cfg *config.Config) error {
+	if err := config.CheckSupported(cfg, config.NotYetSupported); err != nil {
+		return err
+	}
+	if !cfg.IsNewCluster() {
+		return errors.New("cairn does not support --initial-cluster-state=existing yet")
+	}
+	return nil
+}
+
+// serverConfig translates the operator's configuration.
+func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
+	ic, err := types.NewURLsMap(cfg.InitialCluster)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("error setting up initial cluster: %w", err)
+	}
+	initial := map[string][]string{}
+	for name, urls := range ic {
+		initial[name] = urls.StringSlice()
+	}
+	if len(initial) > 1 {
+		return server.Config{}, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(initial))
+	}
+	return server.Config{
+		Logger:                     lg,
+		Name:                       cfg.Name,
+		DataDir:                    cfg.DataDir,
+		WALDir:                     cfg.WALDir,
+		SnapshotCount:              cfg.SnapshotCount,
+		SnapshotCatchUpEntries:     cfg.SnapshotCatchUpEntries,
+		MaxSnapFiles:               cfg.MaxSnapshots,
+		MaxWALFiles:                cfg.MaxWALs,
+		TickMs:                     cfg.HeartbeatMs,
+		ElectionTicks:              cfg.ElectionTicks(),
+		InitialElectionTickAdvance: cfg.InitialElectionTickAdvance,
+		PreVote:                    cfg.PreVote,
+		InitialCluster:             initial,
+		InitialClusterToken:        cfg.InitialClusterToken,
+		NewCluster:                 cfg.IsNewCluster(),
+		PeerURLs:                   urlStrings(cfg.InitialAdvertisePeerURLs),
+		ClientURLs:                 urlStrings(cfg.AdvertiseClientURLs),
+		QuotaBackendBytes:          cfg.QuotaBackendBytes,
+		BackendBatchInterval:       cfg.BackendBatchInterval,
+		BackendBatchLimit:          cfg.BackendBatchLimit,
+		BackendFreelistType:        cfg.BackendFreelistType,
+		MaxTxnOps:                  cfg.MaxTxnOps,
+		MaxRequestBytes:            cfg.MaxRequestBytes,
+		CompactionBatchLimit:       cfg.CompactionBatchLimit,
+		CompactionSleepInterval:    cfg.CompactionSleepInterval,
+		UnsafeNoFsync:              cfg.UnsafeNoFsync,
+	}, nil
+}
+
+func urlStrings(us []url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// member is a started server with its listeners.
+type member struct {
+	lg      *zap.Logger
+	srv     *server.Server
+	clients []*clientListener
+	peers   []*http.Server
+	errc    chan error
+}
+
+func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	scfg.Registerer = reg
+
+	var clientTLS *tls.Config
+	if cfg.ClientTLS.CertFile != "" || cfg.ClientTLS.KeyFile != "" {
+		info := transport.TLSInfo{
+			CertFile:       cfg.ClientTLS.CertFile,
+			KeyFile:        cfg.ClientTLS.KeyFile,
+			TrustedCAFile:  cfg.ClientTLS.TrustedCAFile,
+			ClientCertAuth: cfg.ClientTLS.ClientCertAuth,
+			Logger:         lg,
+		}
+		c, err := info.ServerConfig()
+		if err != nil {
+			return nil, fmt.Errorf("client TLS: %w", err)
+		}
+		if err := applyTLSVersions(c, cfg.TLSMinVersion, cfg.TLSMaxVersion); err != nil {
+			return nil, err
+		}
+		clientTLS = c
+	}
+
+	m := &member{lg: lg, errc: make(chan error, 8)}
+	// Bind every listener before touching the data dir, so a taken port
+	// fails fast and leaves nothing behind.
+	peerLs, err := listenPeers(lg, cfg.ListenPeerURLs)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range cfg.ListenClientURLs {
+		if (u.Scheme == "http" || u.Scheme == "unix") && clientTLS != nil {
+			lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", zap.String("client-url", u.String()))
+		}
+		cl, err := listenClient(lg, u, clientTLS)
+		if err != nil {
+			m.closeListeners(peerLs)
+			return nil, err
+		}
+		m.clients = append(m.clients, cl)
+	}
+
+	srv, err := server.New(scfg)
+	if err != nil {
+		m.closeListeners(peerLs)
+		return nil, err
+	}
+	m.srv = srv
+	srv.Start()
+
+	gs := v3rpc.NewServer(srv, v3rpc.Options{
+		Logger:               lg,
+		MaxRequestBytes:      cfg.MaxRequestBytes,
+		MaxTxnOps:            cfg.MaxTxnOps,
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		KeepaliveMinTime:     cfg.GRPCKeepAliveMinTime,
+		KeepaliveInterval:    cfg.GRPCKeepAliveInterval,
+		KeepaliveTimeout:     cfg.GRPCKeepAliveTimeout,
+		StorageVersion:       server.StorageVersion,
+	})
+	h := httpapi.NewHandler(srv, httpapi.Options{
+		Logger:       lg,
+		Gatherer:     reg,
+		Versions:     httpapi.Versions{Server: server.Version, Storage: server.StorageVersion},
+		ProbeTimeout: scfg.RequestTimeout(),
+		EnablePprof:  cfg.EnablePprof,
+	})
+	for _, pl := range peerLs {
+		hs := &http.Server{Handler: peerHandler(srv), ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
+		m.peers = append(m.peers, hs)
+		go func(pl peerListener) {
+			if err := hs.Serve(pl.l); !isClosed(err) {
+				m.errc <- fmt.Errorf("peer listener %s: %w", pl.url.String(), err)
+			}
+		}(pl)
+	}
+	go func() {
+		select {
+		case <-srv.ReadyNotify():
+		case err := <-srv.Err():
+			m.errc <- err
+			return
+		}
+		for _, cl := range m.clients {
+			if cl.url.Scheme == "http" || cl.url.Scheme == "unix" {
+				lg.Warn("serving client traffic insecurely; this is strongly discouraged!", zap.String("address", cl.url.Host))
+			} else {
+				lg.Info("serving client traffic securely", zap.String("address", cl.url.Host))
+			}
+			go func(cl *clientListener) {
+				if err := cl.serve(gs, h); err != nil {
+					m.errc <- fmt.Errorf("client listener %s: %w", cl.url.String(), err)
+				}
+			}(cl)
+		}
+		lg.Info("ready to serve client requests")
+		go func() {
+			if err := <-srv.Err(); err != nil {
+				m.errc <- err
+			}
+		}()
+	}()
+	return m, nil
+}
+
+func (m *member) closeListeners(peers []peerListener) {
+	for _, p := range peers {
+		p.l.Close()
+	}
+	for _, c := range m.clients {
+		c.close()
+	}
+}
+
+// stop closes the listeners, then the server.
+func (m *member) stop() {
+	for _, c := range m.clients {
+		c.close()
+	}
+	for _, p := range m.peers {
+		p.Close()
+	}
+	if m.srv != nil {
+		m.srv.Stop()
+	}
+}
+
+func applyTLSVersions(c *tls.Config, minV, maxV string) error {
+	parse := func(v string) (uint16, error) {
+		switch v {
+		case "":
+			return 0, nil
+		case "TLS1.2":
+			return tls.VersionTLS12, nil
+		case "TLS1.3":
+			return tls.VersionTLS13, nil
+		}
+		return 0, fmt.Errorf("unexpected TLS version %q (must be one of: TLS1.2, TLS1.3)", v)
+	}
+	minT, err := parse(minV)
+	if err != nil {
+		return err
+	}
+	maxT, err := parse(maxV)
+	if err != nil {
+		return err
+	}
+	if minT != 0 {
+		c.MinVersion = minT
+	}
+	if maxT != 0 {
+		c.MaxVersion = maxT
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package launch
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/server"
+)
+
+type peerListener struct {
+	url url.URL
+	l   net.Listener
+}
+
+// listenPeers binds the peer URLs. Until peer transport lands, the peer
+// port answers etcd's read-only peer endpoints (/version, /members) so that
+// tools and would-be joiners get a truthful answer.
+func listenPeers(lg *zap.Logger, urls []url.URL) ([]peerListener, error) {
+	var out []peerListener
+	for _, u := range urls {
+		if u.Scheme == "https" || u.Scheme == "unixs" {
+			for _, p := range out {
+				p.l.Close()
+			}
+			return nil, fmt.Errorf("cairn does not support TLS peer URLs yet: %s", u.String())
+		}
+		network, addr := "tcp", u.Host
+		if u.Scheme == "unix" {
+			network, addr = "unix", u.Host+u.Path
+		}
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			for _, p := range out {
+				p.l.Close()
+			}
+			lg.Error("creating peer listener failed", zap.Error(err))
+			return nil, fmt.Errorf("listen tcp %s: %w", u.Host, err)
+		}
+		out = append(out, peerListener{url: u, l: l})
+	}
+	return out, nil
+}
+
+func peerHandler(s *server.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		cv := s.ClusterVersion()
+		if cv == "" {
+			cv = "not_decided"
+		}
+		b, _ := json.Marshal(map[string]string{"etcdserver": server.Version, "etcdcluster": cv, "storage": server.StorageVersion})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+	mux.HandleFunc("/members", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("X-Etcd-Cluster-ID", membership.FormatID(s.ClusterID()))
+		w.Header().Set("Content-Type", "application/json")
+		ms := s.Cluster().Members()
+		if ms == nil {
+			ms = []*membership.Member{}
+		}
+		json.NewEncoder(w).Encode(ms)
+	})
+	return mux
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/raftnode"
+)
+
+// raftConfState holds the raft configuration as of the last applied entry.
+type raftConfState struct {
+	mu sync.Mutex
+	cs raftpb.ConfState
+}
+
+func (r *raftConfState) set(cs raftpb.ConfState) {
+	r.mu.Lock()
+	r.cs = cs
+	r.mu.Unlock()
+}
+
+func (r *raftConfState) get() raftpb.ConfState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cs
+}
+
+// applyResult is what a proposer receives.
+type applyResult struct {
+	resp     any
+	err      error
+	physical <-chan struct{}
+}
+
+// applyLoop is the only writer of the state machine: it applies committed
+// entries strictly in log order, wakes their proposers, and takes raft
+// snapshots every SnapshotCount entries.
+func (s *Server) applyLoop() {
+	for ap := range s.node.Apply() {
+		if err := s.applyBatch(ap); err != nil {
+			s.fatal(err)
+			return
+		}
+	}
+}
+
+func (s *Server) applyBatch(ap raftnode.Apply) error {
+	if !isEmptySnap(ap.Snapshot) {
+		// Receiving a snapshot from a leader needs its backend file, which
+		// arrives with peer transport (the cluster work).
+		<-ap.Persisted
+		return fmt.Errorf("%w: applying a snapshot received from the leader (index %d)", ErrNotSupported, ap.Snapshot.Metadata.Index)
+	}
+	var last raftpb.Entry
+	for _, e := range ap.Entries {
+		if e.Index <= s.applied.Applied() {
+			continue
+		}
+		switch e.Type {
+		case raftpb.EntryNormal:
+			id, r := s.applier.Normal(e)
+			if id != 0 {
+				s.w.Trigger(id, applyResult{resp: r.Resp, err: r.Err, physical: r.Physical})
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("decode conf change at index %d: %w", e.Index, err)
+			}
+			// A conf change must not reach raft before the Ready that
+			// committed it is persisted.
+			<-ap.Persisted
+			err := s.applier.ConfChange(e, cc, func(cc raftpb.ConfChange) *raftpb.ConfState {
+				cs := s.node.Raft().ApplyConfChange(cc)
+				if cs != nil {
+					s.confState.set(*cs)
+				}
+				return cs
+			})
+			if err != nil {
+				s.lg.Warn("rejected conf change", zap.String("node-id", membership.FormatID(cc.NodeID)), zap.Error(err))
+			}
+			s.w.Trigger(cc.ID, applyResult{err: err})
+		default:
+			// EntryConfChangeV2 (joint consensus) is never proposed by etcd or
+			// cairn; etcd refuses it too.
+			return fmt.Errorf("unknown entry type %v at index %d", e.Type, e.Index)
+		}
+		last = e
+	}
+	if last.Index == 0 {
+		return nil
+	}
+	s.m.proposalsApplied.Set(float64(last.Index))
+	s.m.proposalsCommitted.Set(float64(s.CommittedIndex()))
+	s.applied.Trigger(last.Index)
+	if last.Index-s.snapshotIndex.Load() > s.cfg.SnapshotCount {
+		<-ap.Persisted
+		if err := s.snapshot(last.Index); err != nil {
+			return fmt.Errorf("snapshot at index %d: %w", last.Index, err)
+		}
+	}
+	return nil
+}
+
+func isEmptySnap(sn raftpb.Snapshot) bool { return sn.Metadata.Index == 0 }
+
+var _ = apply.Result{}

@@ -1,0 +1,385 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/backend"
+	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/mvcc"
+	"github.com/cairnkv/cairn/internal/raftnode"
+	"github.com/cairnkv/cairn/internal/schema"
+	"github.com/cairnkv/cairn/internal/snap"
+	"github.com/cairnkv/cairn/internal/txn"
+	"github.com/cairnkv/cairn/internal/wal"
+)
+
+// raft settings that must agree with etcd's (peer protocol §11).
+const (
+	maxSizePerMsg             = 1 * 1024 * 1024
+	maxInflightMsgs           = 512
+	maxUncommittedEntriesSize = 1 << 30
+)
+
+// bootstrap opens or creates the data dir and builds a Server that is ready
+// to Start. On error everything opened so far is closed again.
+func bootstrap(cfg Config) (s *Server, err error) {
+	lg := cfg.Logger
+	for _, d := range []string{cfg.DataDir, cfg.MemberDir(), cfg.SnapDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot access data directory: %w", err)
+		}
+	}
+	s = &Server{
+		cfg:      cfg,
+		lg:       lg,
+		w:        newWaiters(),
+		readyc:   make(chan struct{}),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+		errc:     make(chan error, 1),
+	}
+	s.m = newMetrics(cfg.Registerer,
+		func() float64 { return float64(s.be.Size()) },
+		func() float64 { return float64(s.be.SizeInUse()) },
+		func() float64 { return float64(s.kv.KeyCount()) })
+
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	be, err := backend.Open(backend.Config{
+		Path:          cfg.BackendPath(),
+		BatchInterval: orDefault(cfg.BackendBatchInterval, 100*time.Millisecond),
+		BatchLimit:    orDefault(cfg.BackendBatchLimit, 10000),
+		FreelistType:  freelistType(cfg.BackendFreelistType),
+		MmapSize:      10 * 1024 * 1024 * 1024,
+		Logger:        lg,
+		OnCommit:      func(d time.Duration) { s.m.backendCommit.Observe(d.Seconds()) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open backend: %w", err)
+	}
+	closers = append(closers, be.Close)
+	s.be = be
+	tx := be.Lock()
+	err = schema.Init(tx)
+	if uerr := tx.Unlock(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("initialise backend schema: %w", err)
+	}
+
+	walOpts := wal.Options{
+		NoFsync: cfg.UnsafeNoFsync,
+		OnFsync: func(d time.Duration) { s.m.walFsync.Observe(d.Seconds()) },
+	}
+	ss, err := snap.Open(lg, cfg.SnapDir())
+	if err != nil {
+		return nil, err
+	}
+	ms := raft.NewMemoryStorage()
+	rcfg := &raft.Config{
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             1,
+		Storage:                   ms,
+		MaxSizePerMsg:             maxSizePerMsg,
+		MaxInflightMsgs:           maxInflightMsgs,
+		MaxUncommittedEntriesSize: maxUncommittedEntriesSize,
+		CheckQuorum:               true,
+		PreVote:                   cfg.PreVote,
+		Logger:                    newRaftLogger(lg),
+	}
+
+	var (
+		w         *wal.WAL
+		rn        raft.Node
+		cl        *membership.Cluster
+		snapIndex uint64
+		confState raftpb.ConfState
+	)
+	if !wal.Exist(cfg.WALPath()) {
+		if !cfg.NewCluster {
+			return nil, fmt.Errorf("%w: joining an existing cluster (--initial-cluster-state existing)", ErrNotSupported)
+		}
+		members, local, err := initialMembers(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]uint64, len(members))
+		for i, m := range members {
+			ids[i] = m.ID
+		}
+		cid := membership.ComputeClusterID(ids)
+		md, err := (&pb.Metadata{NodeID: local.ID, ClusterID: cid}).Marshal()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(cfg.WALPath(), 0o700); err != nil {
+			return nil, fmt.Errorf("cannot access WAL directory: %w", err)
+		}
+		if w, err = wal.Create(lg, cfg.WALPath(), md, walOpts); err != nil {
+			return nil, fmt.Errorf("create wal: %w", err)
+		}
+		closers = append(closers, w.Close)
+		peers := make([]raft.Peer, len(members))
+		for i, m := range members {
+			ctx, err := membership.MarshalContext(m, false)
+			if err != nil {
+				return nil, err
+			}
+			peers[i] = raft.Peer{ID: m.ID, Context: ctx}
+		}
+		cl = membership.NewCluster(cid, local.ID, maxLearners)
+		rcfg.ID = local.ID
+		lg.Info("starting local member",
+			zap.String("local-member-id", membership.FormatID(local.ID)),
+			zap.String("cluster-id", membership.FormatID(cid)))
+		rn = raft.StartNode(rcfg, peers)
+	} else {
+		if cfg.NewCluster && len(cfg.InitialCluster) > 0 {
+			lg.Debug("initial cluster flags ignored: data dir already initialised")
+		}
+		walSnaps, err := wal.ValidSnapshotEntries(lg, cfg.WALPath())
+		if err != nil {
+			return nil, fmt.Errorf("read wal snapshot entries: %w", err)
+		}
+		snapshot, err := ss.LoadNewestAvailable(walSnaps)
+		if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+			return nil, fmt.Errorf("load snapshot: %w", err)
+		}
+		var walSnap wal.Snapshot
+		if snapshot != nil {
+			walSnap = wal.Snapshot{Index: snapshot.Metadata.Index, Term: snapshot.Metadata.Term, ConfState: &snapshot.Metadata.ConfState}
+			snapIndex = snapshot.Metadata.Index
+			confState = snapshot.Metadata.ConfState
+		}
+		md, st, ents, ww, err := openWAL(lg, cfg.WALPath(), walSnap, walOpts)
+		if err != nil {
+			return nil, err
+		}
+		w = ww
+		closers = append(closers, w.Close)
+		var meta pb.Metadata
+		if err := meta.Unmarshal(md); err != nil {
+			return nil, fmt.Errorf("decode wal metadata: %w", err)
+		}
+		if snapshot != nil {
+			if err := ms.ApplySnapshot(*snapshot); err != nil {
+				return nil, fmt.Errorf("restore raft snapshot: %w", err)
+			}
+		}
+		if err := ms.SetHardState(st); err != nil {
+			return nil, err
+		}
+		if err := ms.Append(ents); err != nil {
+			return nil, err
+		}
+		cl = membership.NewCluster(meta.ClusterID, meta.NodeID, maxLearners)
+		if snapshot != nil {
+			if err := restoreMembership(cl, snapshot.Data); err != nil {
+				return nil, fmt.Errorf("restore membership from snapshot: %w", err)
+			}
+		}
+		rcfg.ID = meta.NodeID
+		rcfg.Applied = snapIndex
+		lg.Info("restarting local member",
+			zap.String("cluster-id", membership.FormatID(meta.ClusterID)),
+			zap.String("local-member-id", membership.FormatID(meta.NodeID)),
+			zap.Uint64("commit-index", st.Commit))
+		rn = raft.RestartNode(rcfg)
+	}
+	s.cl = cl
+	s.store = &raftStorage{w: w, ss: ss}
+	s.ids = newReqIDGen(cl.LocalID(), time.Now())
+	s.snapshotIndex.Store(snapIndex)
+	s.confState.set(confState)
+
+	mcfg := mvcc.DefaultConfig()
+	mcfg.Logger = lg
+	if cfg.CompactionBatchLimit > 0 {
+		mcfg.CompactionBatchLimit = cfg.CompactionBatchLimit
+	}
+	if cfg.CompactionSleepInterval > 0 {
+		mcfg.CompactionSleepInterval = cfg.CompactionSleepInterval
+	}
+	kv, err := mvcc.New(be, mcfg)
+	if err != nil {
+		rn.Stop()
+		return nil, fmt.Errorf("open mvcc store: %w", err)
+	}
+	s.kv = kv
+	s.exec = txn.New(kv, nil)
+	rv := be.Read()
+	ci, _, err := schema.ReadConsistentIndex(rv)
+	rv.End()
+	if err != nil {
+		rn.Stop()
+		return nil, fmt.Errorf("read consistent index: %w", err)
+	}
+	if snapIndex > ci {
+		rn.Stop()
+		return nil, fmt.Errorf("database file (%s index %d) does not match with snapshot (index %d)", cfg.BackendPath(), ci, snapIndex)
+	}
+	s.applied = newIndexWaiter(snapIndex)
+	s.applier = apply.New(lg, kv, cl, ci, s.exec)
+
+	s.node = raftnode.New(raftnode.Config{
+		Logger:       lg,
+		Raft:         rn,
+		Storage:      ms,
+		Persister:    s.store,
+		TickInterval: cfg.TickInterval(),
+		OnReadStates: func(rs []raft.ReadState) { s.rd.onReadStates(rs) },
+		OnLeaderChange: func(lead, term uint64) {
+			s.leaderChangedAt.Store(time.Now().UnixNano())
+			s.m.leaderChanges.Inc()
+			if lead != raft.None {
+				s.m.hasLeader.Set(1)
+			} else {
+				s.m.hasLeader.Set(0)
+			}
+			if lead == s.ID() {
+				s.m.isLeader.Set(1)
+			} else {
+				s.m.isLeader.Set(0)
+			}
+		},
+		OnCommitted: func(c uint64) { s.committed.Store(c) },
+		OnFatal:     s.fatal,
+	})
+	s.rd = newReader(lg, rn, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
+	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)
+	s.m.serverVersion.WithLabelValues(Version).Set(1)
+
+	// A lone voter need not wait a whole election timeout for its first
+	// election (etcd's --initial-election-tick-advance).
+	if cfg.InitialElectionTickAdvance && len(confState.Voters) <= 1 && len(cfg.InitialCluster) <= 1 {
+		for i := 0; i < cfg.ElectionTicks-1; i++ {
+			rn.Tick()
+		}
+	}
+	return s, nil
+}
+
+// maxLearners is etcd's default --max-learners.
+const maxLearners = 1
+
+// openWAL opens the WAL at snap and reads it, repairing a torn tail once.
+func openWAL(lg *zap.Logger, dir string, walSnap wal.Snapshot, opts wal.Options) ([]byte, raftpb.HardState, []raftpb.Entry, *wal.WAL, error) {
+	repaired := false
+	for {
+		w, err := wal.Open(lg, dir, walSnap, opts)
+		if err != nil {
+			return nil, raftpb.HardState{}, nil, nil, fmt.Errorf("open wal: %w", err)
+		}
+		md, st, ents, err := w.ReadAll()
+		if err == nil {
+			return md, st, ents, w, nil
+		}
+		w.Close()
+		if repaired || !errors.Is(err, wal.ErrTornWrite) {
+			return nil, raftpb.HardState{}, nil, nil, fmt.Errorf("read wal: %w", err)
+		}
+		if !wal.Repair(lg, dir) {
+			return nil, raftpb.HardState{}, nil, nil, fmt.Errorf("repair wal: %w", err)
+		}
+		repaired = true
+	}
+}
+
+// initialMembers builds the bootstrap member set from --initial-cluster and
+// checks this member's place in it with etcd's error texts.
+func initialMembers(cfg Config) ([]*membership.Member, *membership.Member, error) {
+	var members []*membership.Member
+	var local *membership.Member
+	for name, urls := range cfg.InitialCluster {
+		m := membership.NewMember(name, urls, cfg.InitialClusterToken, nil)
+		members = append(members, m)
+		if name == cfg.Name {
+			local = m
+		}
+	}
+	if local == nil {
+		return nil, nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration", cfg.Name)
+	}
+	adv := slices.Clone(cfg.PeerURLs)
+	slices.Sort(adv)
+	if !slices.Equal(adv, local.PeerURLs) {
+		return nil, nil, fmt.Errorf("--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
+			cfg.Name, joinURLs(local.PeerURLs), joinURLs(adv))
+	}
+	seen := map[string]bool{}
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			if seen[u] {
+				return nil, nil, fmt.Errorf("initial cluster %s has duplicate url", initialClusterString(cfg.InitialCluster))
+			}
+			seen[u] = true
+		}
+	}
+	slices.SortFunc(members, func(a, b *membership.Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return members, local, nil
+}
+
+func joinURLs(urls []string) string {
+	out := ""
+	for i, u := range urls {
+		if i > 0 {
+			out += ","
+		}
+		out += u
+	}
+	return out
+}
+
+func initialClusterString(m map[string][]string) string {
+	var pairs []string
+	for name, urls := range m {
+		for _, u := range urls {
+			pairs = append(pairs, name+"="+u)
+		}
+	}
+	slices.Sort(pairs)
+	return joinURLs(pairs)
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// freelistType maps --backend-bbolt-freelist-type as etcd does: "array"
+// selects the array freelist, anything else the map.
+func freelistType(s string) string {
+	if s == "array" {
+		return "array"
+	}
+	return "map"
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Config is what the server needs to run one member. The launcher builds it
+// from the operator's flags (internal/config); tests build it directly.
+type Config struct {
+	Logger *zap.Logger
+
+	// Name is the member's human-readable name (--name).
+	Name string
+	// DataDir holds member/ (--data-dir). Required.
+	DataDir string
+	// WALDir, when set, holds the WAL instead of DataDir/member/wal.
+	WALDir string
+
+	// SnapshotCount is the number of applied entries between raft
+	// snapshots (--snapshot-count, default 10000).
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries is how many entries are kept in the raft log
+	// after a snapshot for slow followers (default 5000).
+	SnapshotCatchUpEntries uint64
+	// MaxSnapFiles and MaxWALFiles bound retained files (0 = unlimited).
+	MaxSnapFiles, MaxWALFiles uint
+
+	// TickMs is --heartbeat-interval in milliseconds; ElectionTicks is
+	// --election-timeout / --heartbeat-interval.
+	TickMs        uint
+	ElectionTicks int
+	// InitialElectionTickAdvance fast-forwards the first election.
+	InitialElectionTickAdvance bool
+	// PreVote enables raft's pre-vote.
+	PreVote bool
+
+	// InitialCluster maps member names to their peer URLs; used only when
+	// the data dir has no WAL yet.
+	InitialCluster map[string][]string
+	// InitialClusterToken seeds member IDs at bootstrap.
+	InitialClusterToken string
+	// NewCluster is true for --initial-cluster-state new.
+	NewCluster bool
+	// PeerURLs are this member's advertised peer URLs.
+	PeerURLs []string
+	// ClientURLs are this member's advertised client URLs.
+	ClientURLs []string
+
+	// QuotaBackendBytes is --quota-backend-bytes (0 → 2 GiB, < 0 → none).
+	QuotaBackendBytes int64
+	// BackendBatchInterval and BackendBatchLimit bound the backend's
+	// commit batches (0 → 100ms / 10000).
+	BackendBatchInterval time.Duration
+	BackendBatchLimit    int
+	// BackendFreelistType is "map" or "array".
+	BackendFreelistType string
+
+	// MaxTxnOps is --max-txn-ops; MaxRequestBytes is --max-request-bytes.
+	MaxTxnOps       uint
+	MaxRequestBytes uint
+
+	// CompactionBatchLimit and CompactionSleepInterval pace physical
+	// compaction.
+	CompactionBatchLimit    int
+	CompactionSleepInterval time.Duration
+
+	// UnsafeNoFsync disables fsync (--unsafe-no-fsync): data loss on crash.
+	UnsafeNoFsync bool
+
+	// Registerer receives the server's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// DefaultQuotaBytes is the backend quota when --quota-backend-bytes is 0.
+const DefaultQuotaBytes = int64(2 * 1024 * 1024 * 1024)
+
+// MemberDir is DataDir/member.
+func (c *Config) MemberDir() string { return filepath.Join(c.DataDir, "member") }
+
+// SnapDir is DataDir/member/snap.
+func (c *Config) SnapDir() string { return filepath.Join(c.MemberDir(), "snap") }
+
+// BackendPath is DataDir/member/snap/db.
+func (c *Config) BackendPath() string { return filepath.Join(c.SnapDir(), "db") }
+
+// WALPath is the WAL directory in use.
+func (c *Config) WALPath() string {
+	if c.WALDir != "" {
+		return c.WALDir
+	}
+	return filepath.Join(c.MemberDir(), "wal")
+}
+
+// TickInterval is one raft tick.
+func (c *Config) TickInterval() time.Duration { return time.Duration(c.TickMs) * time.Millisecond }
+
+// ElectionTimeout is the election timeout as a duration.
+func (c *Config) ElectionTimeout() time.Duration {
+	return time.Duration(c.ElectionTicks) * c.TickInterval()
+}
+
+// RequestTimeout bounds a proposal's wait, as etcd: 5s + 2 × election.
+func (c *Config) RequestTimeout() time.Duration { return 5*time.Second + 2*c.ElectionTimeout() }
+
+// Quota returns the effective backend quota in bytes (0: none).
+func (c *Config) Quota() int64 {
+	switch {
+	case c.QuotaBackendBytes == 0:
+		return DefaultQuotaBytes
+	case c.QuotaBackendBytes < 0:
+		return 0
+	}
+	return c.QuotaBackendBytes
+}
+
+// validate checks what the server relies on; flag-level validation is done
+// by internal/config before the server is built.
+func (c *Config) validate() error {
+	switch {
+	case c.Logger == nil:
+		return fmt.Errorf("server config: no logger")
+	case c.DataDir == "":
+		return fmt.Errorf("server config: empty data dir")
+	case c.TickMs == 0 || c.ElectionTicks <= 1:
+		return fmt.Errorf("server config: bad raft timing (tick %dms, election %d ticks)", c.TickMs, c.ElectionTicks)
+	case c.SnapshotCount == 0:
+		return fmt.Errorf("server config: snapshot count must be > 0")
+	}
+	return nil
+}

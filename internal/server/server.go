@@ -1,0 +1,270 @@
+// Package server is cairn's composition root: it bootstraps or restarts a
+// member from its data dir, wires raft, the WAL, the backend and the state
+// machine together, and serves proposals, linearizable reads and
+// maintenance requests to the API layer.
+//
+// Goroutines owned here: the raftnode Ready loop, the apply loop (the only
+// writer of the state machine), the ReadIndex loop, and background jobs.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
+	"go.etcd.io/raft/v3"
+	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/backend"
+	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/mvcc"
+	"github.com/cairnkv/cairn/internal/raftnode"
+	"github.com/cairnkv/cairn/internal/txn"
+)
+
+// Version is the etcd server version cairn reports to clients and peers.
+// It is 3.6.0 so that etcd 3.6 peers and clients treat cairn as an equal
+// (peer protocol §7.6).
+const Version = "3.6.0"
+
+// ClusterVersion is the cluster version cairn's leader decides.
+const ClusterVersion = "3.6.0"
+
+// StorageVersion is written to meta/storageVersion.
+const StorageVersion = "3.6.0"
+
+// Server is one running member.
+type Server struct {
+	cfg   Config
+	lg    *zap.Logger
+	ids   *reqIDGen
+	w     *waiters
+	m     *metrics
+	node  *raftnode.Node
+	store *raftStorage
+	be    *backend.Backend
+	kv    *mvcc.Store
+	exec  *txn.Executor
+	cl    *membership.Cluster
+	rd    *reader
+	// applier is used only by the apply goroutine.
+	applier *apply.Applier
+
+	applied   *indexWaiter
+	committed atomic.Uint64
+	// snapshotIndex is the index of the newest raft snapshot on disk.
+	snapshotIndex atomic.Uint64
+	// confState is the raft configuration as of the last applied entry.
+	// Written by the apply goroutine only.
+	confState raftConfState
+
+	leaderChangedAt atomic.Int64  // unix nanos of the last leader change
+	readyc          chan struct{} // closed once attributes are published
+	stopping        chan struct{}
+	stopOnce        sync.Once
+	done            chan struct{}
+	fatalOnce       sync.Once
+	errc            chan error // a fatal error the launcher must exit on
+	bg              sync.WaitGroup
+}
+
+// New bootstraps or restarts a member from cfg.DataDir. It does not start
+// serving; call Start.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return bootstrap(cfg)
+}
+
+// Start runs the member's goroutines.
+func (s *Server) Start() {
+	s.node.Start()
+	s.bg.Add(3)
+	go func() { defer s.bg.Done(); s.applyLoop() }()
+	go func() { defer s.bg.Done(); s.rd.run() }()
+	go func() { defer s.bg.Done(); s.publish() }()
+}
+
+// ReadyNotify is closed once the member has published its attributes
+// through raft and can serve clients.
+func (s *Server) ReadyNotify() <-chan struct{} { return s.readyc }
+
+// Err delivers a fatal error (e.g. the disk failed); the launcher stops the
+// process when one arrives.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// StopNotify is closed once the server has stopped.
+func (s *Server) StopNotify() <-chan struct{} { return s.done }
+
+// Stop stops the member and closes its storage. Safe to call twice.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		s.node.Stop()
+		s.bg.Wait()
+		s.kv.Close()
+		if err := s.be.Close(); err != nil {
+			s.lg.Warn("failed to close backend", zap.Error(err))
+		}
+		if err := s.store.Close(); err != nil {
+			s.lg.Warn("failed to close WAL", zap.Error(err))
+		}
+		close(s.done)
+	})
+	<-s.done
+}
+
+// fatal reports an unrecoverable error (the one path for "disk gone"): the
+// launcher logs it and exits; nothing more is written.
+func (s *Server) fatal(err error) {
+	s.fatalOnce.Do(func() {
+		s.lg.Error("member cannot continue", zap.Error(err))
+		s.errc <- err
+	})
+}
+
+// ID is this member's ID.
+func (s *Server) ID() uint64 { return s.cl.LocalID() }
+
+// ClusterID is the cluster's ID.
+func (s *Server) ClusterID() uint64 { return s.cl.ID() }
+
+// Leader is the current leader's ID (0: none).
+func (s *Server) Leader() uint64 { return s.node.Leader() }
+
+// Term is the current raft term.
+func (s *Server) Term() uint64 { return s.node.Term() }
+
+// AppliedIndex is the index of the last applied entry.
+func (s *Server) AppliedIndex() uint64 { return s.applied.Applied() }
+
+// CommittedIndex is the last committed index seen in a Ready.
+func (s *Server) CommittedIndex() uint64 { return s.committed.Load() }
+
+// Cluster is the member set.
+func (s *Server) Cluster() *membership.Cluster { return s.cl }
+
+// KV is the mvcc store (reads only outside the apply goroutine).
+func (s *Server) KV() *mvcc.Store { return s.kv }
+
+// Backend is the bbolt backend.
+func (s *Server) Backend() *backend.Backend { return s.be }
+
+// Config returns the server's configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// publish proposes this member's attributes (name, client URLs) until they
+// are applied, then marks the server ready, like etcd's publishV3.
+func (s *Server) publish() {
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID:        s.ID(),
+		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: s.cfg.ClientURLs},
+	}}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
+		_, err := s.propose(ctx, req)
+		cancel()
+		if err == nil {
+			s.lg.Info("published local member to cluster through raft",
+				zap.String("local-member-id", membership.FormatID(s.ID())),
+				zap.String("cluster-id", membership.FormatID(s.ClusterID())))
+			close(s.readyc)
+			return
+		}
+		if errors.Is(err, ErrStopped) {
+			return
+		}
+		s.lg.Warn("failed to publish local member to cluster through raft", zap.Error(err))
+		select {
+		case <-s.stopping:
+			return
+		default:
+		}
+	}
+}
+
+// propose sends a request through raft and waits for its apply result.
+func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
+	r, err := s.proposeRaw(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.resp, r.err
+}
+
+// proposeRaw proposes req and returns the apply result; the error is set
+// when the request never got applied.
+func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
+	if s.CommittedIndex() > s.AppliedIndex()+maxGapApplyCommit {
+		return applyResult{}, ErrTooManyRequests
+	}
+	id := s.ids.Next()
+	req.Header = &pb.RequestHeader{ID: id}
+	data, err := req.Marshal()
+	if err != nil {
+		return applyResult{}, fmt.Errorf("marshal request: %w", err)
+	}
+	if len(data) > int(s.cfg.MaxRequestBytes) {
+		return applyResult{}, ErrRequestTooLarge
+	}
+	ch := s.w.Register(id)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
+	defer cancel()
+	start := time.Now()
+	if err := s.node.Raft().Propose(cctx, data); err != nil {
+		s.w.Cancel(id)
+		s.m.proposalsFailed.Inc()
+		switch {
+		case errors.Is(err, raft.ErrProposalDropped):
+			return applyResult{}, ErrNoLeader
+		case errors.Is(err, raft.ErrStopped):
+			return applyResult{}, ErrStopped
+		}
+		return applyResult{}, s.proposeCtxErr(cctx.Err(), start)
+	}
+	s.m.proposalsPending.Inc()
+	defer s.m.proposalsPending.Dec()
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-cctx.Done():
+		s.w.Cancel(id)
+		s.m.proposalsFailed.Inc()
+		return applyResult{}, s.proposeCtxErr(cctx.Err(), start)
+	case <-s.stopping:
+		s.w.Cancel(id)
+		return applyResult{}, ErrStopped
+	}
+}
+
+// maxGapApplyCommit bounds how far apply may lag commit before new
+// proposals are refused (etcd's value).
+const maxGapApplyCommit = 5000
+
+func (s *Server) proposeCtxErr(err error, start time.Time) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		if ch := s.leaderChangedAt.Load(); ch > start.UnixNano() {
+			return ErrTimeoutLeaderFail
+		}
+		if s.Leader() == raft.None {
+			return ErrNoLeader
+		}
+		return ErrTimeout
+	case err == nil:
+		return ErrTimeout
+	}
+	return err
+}
+
+// LinearizableReadNotify returns once local reads are linearizable.
+func (s *Server) LinearizableReadNotify(ctx context.Context) error { return s.rd.wait(ctx) }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every default test of the project: formatting and vet checks, the unit
+# and process-level tests of the main module (compatibility tests included,
+# against reference etcd binaries that are built and cached on first use),
+# and the benchmark harness's plumbing test.
+#
+# Longer suites live behind build tags and have their own commands (see
+# README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== reference binaries"
+scripts/build-refs.sh 3.6.16 >/dev/null
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+if [ -f bench/go.mod ]; then
+  echo "== bench (plumbing)"
+  (cd bench && go vet ./... && go test -count=1 -timeout 10m ./...)
+fi

@@ -1,0 +1,318 @@
+// Package framework starts real cairn (and reference etcd) processes for
+// process-level tests: each member binds its own loopback ports, logs to a
+// file in the test's temp dir, and is killed when the test ends.
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// RepoRoot is the repository root, found from this file's location.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Binaries builds cmd/cairn and cmd/cairnctl once per test binary and
+// returns the directory holding them.
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "cairn-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"cairn", "cairnctl"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, c), "./cmd/"+c)
+			cmd.Dir = RepoRoot()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// Cairn is the path of the built cairn binary.
+func Cairn(t testing.TB) string { return filepath.Join(Binaries(t), "cairn") }
+
+// Cairnctl is the path of the built cairnctl binary.
+func Cairnctl(t testing.TB) string { return filepath.Join(Binaries(t), "cairnctl") }
+
+// FreePort returns a TCP port that was free on host a moment ago.
+func FreePort(t testing.TB, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Member is one server process (cairn or etcd) with a single-member
+// configuration on loopback.
+type Member struct {
+	t       testing.TB
+	Bin     string
+	Name    string
+	DataDir string
+	Host    string
+	Client  string // client URL
+	Peer    string // peer URL
+	Extra   []string
+	Env     []string
+	LogPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// NewMember prepares (but does not start) a single-member server using bin.
+func NewMember(t testing.TB, bin, name string, extra ...string) *Member {
+	t.Helper()
+	host := "127.0.0.1"
+	dir := t.TempDir()
+	m := &Member{
+		t: t, Bin: bin, Name: name, Host: host,
+		DataDir: filepath.Join(dir, name+".etcd"),
+		Client:  fmt.Sprintf("http://%s:%d", host, FreePort(t, host)),
+		Peer:    fmt.Sprintf("http://%s:%d", host, FreePort(t, host)),
+		Extra:   extra,
+		LogPath: filepath.Join(dir, name+".log"),
+	}
+	t.Cleanup(m.Kill)
+	return m
+}
+
+// Args is the command line the member is started with.
+func (m *Member) Args() []string {
+	args := []string{
+		"--name", m.Name,
+		"--data-dir", m.DataDir,
+		"--listen-client-urls", m.Client,
+		"--advertise-client-urls", m.Client,
+		"--listen-peer-urls", m.Peer,
+		"--initial-advertise-peer-urls", m.Peer,
+		"--initial-cluster", m.Name + "=" + m.Peer,
+	}
+	return append(args, m.Extra...)
+}
+
+// Endpoint is the client endpoint without scheme.
+func (m *Member) Endpoint() string { return strings.TrimPrefix(m.Client, "http://") }
+
+// Start starts the process without waiting for it to serve.
+func (m *Member) Start() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	logf, err := os.OpenFile(m.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cmd := exec.Command(m.Bin, m.Args()...)
+	cmd.Env = append(cleanEnv(), m.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		m.t.Fatalf("start %s: %v", m.Bin, err)
+	}
+	m.cmd, m.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		err := cmd.Wait()
+		logf.Close()
+		m.mu.Lock()
+		m.err = err
+		m.mu.Unlock()
+		close(done)
+	}(m.done)
+}
+
+// StartAndWait starts the process and waits until it serves a linearizable
+// read, failing the test after timeout.
+func (m *Member) StartAndWait(timeout time.Duration) {
+	m.t.Helper()
+	m.Start()
+	m.WaitReady(timeout)
+}
+
+// WaitReady waits until the member serves a linearizable read.
+func (m *Member) WaitReady(timeout time.Duration) {
+	m.t.Helper()
+	deadline := time.Now().Add(timeout)
+	c := m.Client3()
+	defer c.Close()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := c.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-m.Done():
+			m.t.Fatalf("%s exited before serving: %v\n%s", m.Name, m.ExitErr(), m.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("%s not ready after %v: %v\n%s", m.Name, timeout, err, m.Log())
+		}
+		waitOrDone(m.Done(), 50*time.Millisecond)
+	}
+}
+
+// waitOrDone pauses between polls, returning early if done closes.
+func waitOrDone(done <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+// Client3 returns a clientv3 client for the member.
+func (m *Member) Client3() *clientv3.Client {
+	m.t.Helper()
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{m.Client},
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return c
+}
+
+// Done is closed when the process has exited.
+func (m *Member) Done() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return m.done
+}
+
+// ExitErr is the process's exit error once it has exited.
+func (m *Member) ExitErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (m *Member) Kill() { m.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (m *Member) Stop() { m.signal(syscall.SIGTERM) }
+
+func (m *Member) signal(sig syscall.Signal) {
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Log returns what the process has logged so far.
+func (m *Member) Log() string {
+	b, _ := os.ReadFile(m.LogPath)
+	return string(b)
+}
+
+// WaitLog waits until the log contains s.
+func (m *Member) WaitLog(s string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(m.LogPath)
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+		waitOrDone(m.Done(), 20*time.Millisecond)
+	}
+	return false
+}
+
+// cleanEnv is the environment without ETCD_* and ETCDCTL_* variables, which
+// would otherwise change or break the processes under test.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "ETCDCTL_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// Run runs a command with a timeout and returns stdout, stderr and the exit
+// code (-1 if it could not run).
+func Run(t testing.TB, env []string, stdin string, name string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			code = -1
+		}
+	}
+	return stdout.String(), stderr.String(), code
+}
