@@ -140,7 +140,7 @@ func (s *Store) HashByRev(rev int64) (KeyValueHash, int64, error) {
 		s.mu.RUnlock()
 		return KeyValueHash{}, currentRev, fmt.Errorf("hash at %d (current %d): %w", rev, currentRev, ErrFutureRev)
 	}
-	if rev <= 0 {
+	if rev == 0 { // a negative rev hashes nothing, as in etcd
 		rev = currentRev
 	}
 	keep := s.idx.keep(rev)

@@ -39,7 +39,8 @@ func (e *Executor) Txn(r *pb.TxnRequest, ci ConsistentIndex) (*pb.TxnResponse, e
 	readOnly := IsReadOnly(r)
 	rt := e.kv.Read()
 	path := comparePath(rt, r, nil)
-	if _, err := e.check(rt, r, path); err != nil {
+	var fromKeys []string
+	if _, err := e.check(rt, r, path, &fromKeys); err != nil {
 		rt.End()
 		if !readOnly {
 			e.setCI(ci)
@@ -161,7 +162,14 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 // check runs etcd's pre-execution checks on the chosen branches: Range
 // revisions, and Put's key existence (ignore_value/ignore_lease) and lease.
 // It returns how many nested transactions it consumed from path.
-func (e *Executor) check(rv *mvcc.ReadTxn, r *pb.TxnRequest, path []bool) (int, error) {
+//
+// One check goes beyond etcd: a put with ignore_value/ignore_lease whose key
+// an earlier from-key delete (range_end "\x00", which etcd's duplicate check
+// does not see) of the same transaction removes would fail half-way through
+// execution; etcd 3.6 panics there. cairn rejects it here with
+// ErrKeyNotFound, before anything is written. fromKeys collects the start
+// keys of from-key deletes in execution order.
+func (e *Executor) check(rv *mvcc.ReadTxn, r *pb.TxnRequest, path []bool, fromKeys *[]string) (int, error) {
 	ops := r.Success
 	if !path[0] {
 		ops = r.Failure
@@ -188,12 +196,21 @@ func (e *Executor) check(rv *mvcc.ReadTxn, r *pb.TxnRequest, path []bool) (int, 
 				if len(rr.KVs) == 0 {
 					return 0, fmt.Errorf("txn put %q: %w", p.Key, ErrKeyNotFound)
 				}
+				for _, from := range *fromKeys {
+					if from <= string(p.Key) {
+						return 0, fmt.Errorf("txn put %q after delete from %q: %w", p.Key, from, ErrKeyNotFound)
+					}
+				}
 			}
 			if p.Lease != 0 && !e.leaseExists(p.Lease) {
 				return 0, fmt.Errorf("txn put %q lease %x: %w", p.Key, p.Lease, ErrLeaseNotFound)
 			}
+		case *pb.RequestOp_RequestDeleteRange:
+			if d := t.RequestDeleteRange; len(d.RangeEnd) == 1 && d.RangeEnd[0] == 0 {
+				*fromKeys = append(*fromKeys, string(d.Key))
+			}
 		case *pb.RequestOp_RequestTxn:
-			n, err := e.check(rv, t.RequestTxn, path[1+used:])
+			n, err := e.check(rv, t.RequestTxn, path[1+used:], fromKeys)
 			if err != nil {
 				return 0, err
 			}
