@@ -34,8 +34,9 @@ import (
 )
 
 // startServer starts one single-member server in dir and returns its client
-// endpoint (host:port) and a function that stops it.
-type startServer func(t testing.TB, dir string) (endpoint string, stop func())
+// endpoint (host:port), a function that stops it, and a channel closed when
+// the server process has exited.
+type startServer func(t testing.TB, dir string) (endpoint string, stop func(), exited <-chan struct{})
 
 // serverFactories are the servers the differential test can run against.
 var serverFactories = map[string]startServer{
@@ -48,6 +49,8 @@ type fixture struct {
 	cairnctl string // built from this module
 	refEP    string // server the reference runs against
 	ourEP    string // server cairnctl runs against
+	exited   []<-chan struct{}
+	dirs     []string
 	err      error
 }
 
@@ -110,7 +113,9 @@ func newFixture(t *testing.T) fixture {
 	eps := make([]string, 2)
 	for i := range eps {
 		dir := filepath.Join(root, fmt.Sprintf("server%d", i))
-		ep, stop := start(t, dir)
+		ep, stop, exited := start(t, dir)
+		f.exited = append(f.exited, exited)
+		f.dirs = append(f.dirs, dir)
 		stopsMu.Lock()
 		stops = append(stops, stop)
 		stopsMu.Unlock()
@@ -160,7 +165,7 @@ func seed(ep string) error {
 
 // startEtcd runs the reference etcd server. Every instance advertises the
 // same peer URL, so all get the same member and cluster IDs.
-func startEtcd(t testing.TB, dir string) (string, func()) {
+func startEtcd(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	t.Helper()
 	rel := refs.EtcdRelease(t, refs.Default)
 	clientPort, peerPort := freePort(t), freePort(t)
@@ -200,7 +205,24 @@ func startEtcd(t testing.TB, dir string) (string, func()) {
 		log, _ := os.ReadFile(logf.Name())
 		t.Fatalf("etcd at %s: %v\n%s", ep, err, log)
 	}
-	return ep, stop
+	return ep, stop, done
+}
+
+// checkServers fails the test if a server has gone away (e.g. killed from
+// outside), which would otherwise show up as confusing differences.
+func (f *fixture) checkServers(t *testing.T) {
+	t.Helper()
+	for i, ch := range f.exited {
+		select {
+		case <-ch:
+			log, _ := os.ReadFile(filepath.Join(f.dirs[i], "etcd.log"))
+			if len(log) > 3000 {
+				log = log[len(log)-3000:]
+			}
+			t.Fatalf("server %d exited during the test; its log ends:\n%s", i, log)
+		default:
+		}
+	}
 }
 
 // waitReady polls until a linearizable read succeeds, the process exits, or
@@ -264,21 +286,32 @@ func runBinary(t *testing.T, bin string, args, env []string, stdin string) resul
 			t.Fatalf("run %s: %v", bin, err)
 		}
 		code = ee.ExitCode()
+		if code < 0 {
+			t.Fatalf("%s %q: %v", bin, args, err)
+		}
 	}
 	return result{stdout: out.Bytes(), stderr: errb.Bytes(), code: code}
 }
 
+// normalisers rewrite what legitimately differs between two runs; the
+// volatile ones change a value's width, so table padding is collapsed after.
 var normalisers = []struct {
-	re   *regexp.Regexp
-	repl string
+	re       *regexp.Regexp
+	repl     string
+	volatile bool
 }{
-	{regexp.MustCompile(`"ts":"[^"]*"`), `"ts":"<ts>"`},
-	{regexp.MustCompile(`,"stacktrace":"[^"]*"`), ``},
-	{regexp.MustCompile(`etcd-endpoints://0x[0-9a-f]+/`), `etcd-endpoints://<ptr>/`},
-	{regexp.MustCompile(`LocalAddr: '127\.0\.0\.1:\d+'`), `LocalAddr: '<addr>'`},
-	{regexp.MustCompile(`(?s)\ngoroutine \d+ \[running\]:\n.*`), "\n<stack>\n"},
+	{regexp.MustCompile(`"ts":"[^"]*"`), `"ts":"<ts>"`, false},
+	{regexp.MustCompile(`,"stacktrace":"[^"]*"`), ``, false},
+	{regexp.MustCompile(`etcd-endpoints://0x[0-9a-f]+/`), `etcd-endpoints://<ptr>/`, false},
+	{regexp.MustCompile(`LocalAddr: '127\.0\.0\.1:\d+'`), `LocalAddr: '<addr>'`, false},
+	{regexp.MustCompile(`(?s)\ngoroutine \d+ \[running\]:\n.*`), "\n<stack>\n", false},
 	// durations: "took = 1.2ms", "took":"1.2ms", "Took" : 1.2ms, table cells
-	{regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|ms|s|m)\b`), `<dur>`},
+	{regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|ms|s|m)\b`), `<dur>`, true},
+	// the db size (in use) depends on when the server's backend committed
+	{regexp.MustCompile(`\b\d+(\.\d+)? (B|kB|MB), \d+(\.\d+)? (B|kB|MB), \d+%`), `<size>, <size>, <pct>`, false},
+	{regexp.MustCompile(`\|\s+\d+(\.\d+)? (B|kB|MB) \|\s+\d+(\.\d+)? (B|kB|MB) \|\s+\d+% \|`), `| <size> | <size> | <pct> |`, true},
+	{regexp.MustCompile(`"(dbSize|dbSizeInUse)":\d+`), `"$1":<n>`, false},
+	{regexp.MustCompile(`"(DBSize|DBSizeInUse)" : \d+`), `"$1" : <n>`, false},
 }
 
 // tableRule collapses table padding, which varies with the width of a
@@ -291,10 +324,14 @@ func normalise(b []byte, eps map[string]string) string {
 	for from, to := range eps {
 		s = strings.ReplaceAll(s, from, to)
 	}
+	volatile := false
 	for _, n := range normalisers {
+		if n.volatile && n.re.MatchString(s) {
+			volatile = true
+		}
 		s = n.re.ReplaceAllString(s, n.repl)
 	}
-	if strings.Contains(s, "<dur>") {
+	if volatile {
 		s = tableRule.ReplaceAllStringFunc(s, func(l string) string { return runs.ReplaceAllString(l, " ") })
 	}
 	return s
