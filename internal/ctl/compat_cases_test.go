@@ -65,7 +65,8 @@ func compatCases() []compatCase {
 		c("--user", "root:x", "get", "foo"), c("--user", "root", "--password", "x", "get", "foo"),
 		c("--insecure-skip-tls-verify", "get", "foo"),
 		c("--max-request-bytes", "10", "put", "big", "0123456789012345678901234567890123456789"),
-		c(dead, "--command-timeout=1s", "get", "foo").bare())
+		c(dead, "--command-timeout=1s", "get", "foo").bare(), c("--endpoints=", "get", "foo").bare(),
+		c("--insecure-transport=false", "--command-timeout=1s", "get", "foo"))
 
 	// help and usage
 	for _, h := range [][]string{{"get"}, {"put"}, {"del"}, {"txn"}, {"compaction"}, {"version"}, {"endpoint"},
