@@ -87,6 +87,11 @@ type Member struct {
 	Peer    string // peer URL
 	Extra   []string
 	Env     []string
+	// ListenClient, when set, is listened on instead of Client (which is
+	// still advertised).
+	ListenClient string
+	// Dir is the process's working directory ("" = the test's).
+	Dir string
 	LogPath string
 
 	mu   sync.Mutex
@@ -114,10 +119,14 @@ func NewMember(t testing.TB, bin, name string, extra ...string) *Member {
 
 // Args is the command line the member is started with.
 func (m *Member) Args() []string {
+	listen := m.Client
+	if m.ListenClient != "" {
+		listen = m.ListenClient
+	}
 	args := []string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
-		"--listen-client-urls", m.Client,
+		"--listen-client-urls", listen,
 		"--advertise-client-urls", m.Client,
 		"--listen-peer-urls", m.Peer,
 		"--initial-advertise-peer-urls", m.Peer,
@@ -140,6 +149,7 @@ func (m *Member) Start() {
 	}
 	cmd := exec.Command(m.Bin, m.Args()...)
 	cmd.Env = append(cleanEnv(), m.Env...)
+	cmd.Dir = m.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
