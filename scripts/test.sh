@@ -24,6 +24,9 @@ go vet ./...
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 
+echo "== cairnctl on cairn vs etcdctl on etcd 3.6.16 (differential, whole stack)"
+CAIRNCTL_COMPAT_SERVER=mixed go test -count=1 -run TestCompatWithEtcdctl ./internal/ctl
+
 if [ -f bench/go.mod ]; then
   echo "== bench (plumbing)"
   (cd bench && go vet ./... && go test -count=1 -timeout 10m ./...)

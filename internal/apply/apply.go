@@ -48,11 +48,12 @@ type Applier struct {
 	// Invariant: consistentIndex >= every index whose effects were written.
 	consistentIndex uint64
 	exec            *txn.Executor
+	alarms          *Alarms
 }
 
 // New returns an Applier whose backend holds entries up to consistentIndex.
-func New(lg *zap.Logger, kv *mvcc.Store, cl *membership.Cluster, consistentIndex uint64, exec *txn.Executor) *Applier {
-	return &Applier{lg: lg, kv: kv, cl: cl, consistentIndex: consistentIndex, exec: exec}
+func New(lg *zap.Logger, kv *mvcc.Store, cl *membership.Cluster, alarms *Alarms, consistentIndex uint64, exec *txn.Executor) *Applier {
+	return &Applier{lg: lg, kv: kv, cl: cl, alarms: alarms, consistentIndex: consistentIndex, exec: exec}
 }
 
 // ConsistentIndex is the index of the last entry recorded in the backend.
@@ -127,6 +128,11 @@ func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 		w := a.kv.Write()
 		defer a.end(w, e)
 		return Result{Err: a.cl.SetVersion(req.ClusterVersionSet.Ver, persister{w.BackendTx()})}
+	case req.Alarm != nil:
+		w := a.kv.Write()
+		defer a.end(w, e)
+		resp, err := a.alarms.apply(req.Alarm, w.BackendTx())
+		return Result{Resp: resp, Err: err}
 	}
 	a.kv.SetConsistentIndex(e.Index, e.Term)
 	a.lg.Warn("applying a request kind cairn does not support yet", zap.Stringer("request", req))

@@ -38,9 +38,13 @@ import (
 // the server process has exited.
 type startServer func(t testing.TB, dir string) (endpoint string, stop func(), exited <-chan struct{})
 
-// serverFactories are the servers the differential test can run against.
-var serverFactories = map[string]startServer{
-	"etcd": startEtcd,
+// serverFactories are the server pairs the differential test can run:
+// the first serves the reference etcdctl, the second cairnctl. "mixed"
+// compares etcdctl on etcd with cairnctl on cairn: the whole stack.
+var serverFactories = map[string][2]startServer{
+	"etcd":  {startEtcd, startEtcd},
+	"cairn": {startCairn, startCairn},
+	"mixed": {startEtcd, startCairn},
 }
 
 // fixture is shared by every test in the binary and torn down by TestMain.
@@ -106,14 +110,22 @@ func newFixture(t *testing.T) fixture {
 	if name == "" {
 		name = "etcd"
 	}
-	start, ok := serverFactories[name]
+	pair, ok := serverFactories[name]
 	if !ok {
 		return fixture{err: fmt.Errorf("unknown CAIRNCTL_COMPAT_SERVER %q", name)}
+	}
+	if name != "etcd" {
+		// cairn reports server version 3.6.0 where etcd says 3.6.16.
+		normalisers = append(normalisers, struct {
+			re       *regexp.Regexp
+			repl     string
+			volatile bool
+		}{regexp.MustCompile(`\b3\.6\.16\b`), "3.6.0", true})
 	}
 	eps := make([]string, 2)
 	for i := range eps {
 		dir := filepath.Join(root, fmt.Sprintf("server%d", i))
-		ep, stop, exited := start(t, dir)
+		ep, stop, exited := pair[i](t, dir)
 		f.exited = append(f.exited, exited)
 		f.dirs = append(f.dirs, dir)
 		stopsMu.Lock()
@@ -167,7 +179,40 @@ func seed(ep string) error {
 // same peer URL, so all get the same member and cluster IDs.
 func startEtcd(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	t.Helper()
-	rel := refs.EtcdRelease(t, refs.Default)
+	return startServerBinary(t, refs.EtcdRelease(t, refs.Default).Etcd, dir)
+}
+
+var (
+	cairnOnce sync.Once
+	cairnBin  string
+	cairnErr  error
+)
+
+// startCairn builds cmd/cairn once and starts it like startEtcd.
+func startCairn(t testing.TB, dir string) (string, func(), <-chan struct{}) {
+	t.Helper()
+	cairnOnce.Do(func() {
+		d, err := os.MkdirTemp("", "cairn-compat-bin-")
+		if err != nil {
+			cairnErr = err
+			return
+		}
+		tmpRoots = append(tmpRoots, d)
+		cairnBin = filepath.Join(d, "cairn")
+		if out, err := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnkv/cairn/cmd/cairn").CombinedOutput(); err != nil {
+			cairnErr = fmt.Errorf("build cairn: %w\n%s", err, out)
+		}
+	})
+	if cairnErr != nil {
+		t.Fatal(cairnErr)
+	}
+	return startServerBinary(t, cairnBin, dir)
+}
+
+// startServerBinary starts an etcd-compatible server binary with a fixed
+// advertised peer URL and token, so every server gets the same IDs.
+func startServerBinary(t testing.TB, bin, dir string) (string, func(), <-chan struct{}) {
+	t.Helper()
 	clientPort, peerPort := freePort(t), freePort(t)
 	ep := fmt.Sprintf("127.0.0.1:%d", clientPort)
 	const advertisedPeer = "http://127.0.0.1:12380"
@@ -178,7 +223,7 @@ func startEtcd(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(rel.Etcd,
+	cmd := exec.Command(bin,
 		"--name", "default",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", "http://"+ep,
@@ -191,7 +236,7 @@ func startEtcd(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd: %v", err)
+		t.Fatalf("start %s: %v", bin, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()

@@ -3,6 +3,7 @@ package launch
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"fmt"
 	"net"
 	"net/http"
@@ -62,6 +63,11 @@ func listenClient(lg *zap.Logger, u url.URL, tlsCfg *tls.Config) (*clientListene
 	m := cmux.New(l)
 	m.SetReadTimeout(10 * time.Second)
 	cl := &clientListener{lg: lg, url: u, l: l, mux: m}
+	if u.Scheme == "http" || u.Scheme == "unix" {
+		// A TLS client on a plain port gets its connection closed, as etcd
+		// does, rather than an HTTP error it cannot read.
+		go rejectAll(m.Match(cmux.TLS()))
+	}
 	cl.grpcL = m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	cl.httpL = m.Match(cmux.Any())
 	return cl, nil
@@ -92,4 +98,21 @@ func (cl *clientListener) close() error {
 func isClosed(err error) bool {
 	return err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) ||
 		errors.Is(err, cmux.ErrListenerClosed) || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, cmux.ErrServerClosed)
+}
+
+// rejectAll closes every connection l accepts, until l is closed. What the
+// client already sent is read first, so the close is a clean FIN (the
+// client sees EOF) rather than a reset.
+func rejectAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			io.Copy(io.Discard, c)
+			c.Close()
+		}()
+	}
 }

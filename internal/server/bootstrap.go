@@ -227,6 +227,10 @@ func bootstrap(cfg Config) (s *Server, err error) {
 	s.exec = txn.New(kv, nil)
 	rv := be.Read()
 	ci, _, err := schema.ReadConsistentIndex(rv)
+	s.alarms = &apply.Alarms{}
+	if err == nil {
+		err = s.alarms.Restore(rv)
+	}
 	rv.End()
 	if err != nil {
 		rn.Stop()
@@ -237,7 +241,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("database file (%s index %d) does not match with snapshot (index %d)", cfg.BackendPath(), ci, snapIndex)
 	}
 	s.applied = newIndexWaiter(snapIndex)
-	s.applier = apply.New(lg, kv, cl, ci, s.exec)
+	s.applier = apply.New(lg, kv, cl, s.alarms, ci, s.exec)
 
 	s.node = raftnode.New(raftnode.Config{
 		Logger:       lg,
@@ -263,6 +267,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
 		OnFatal:     s.fatal,
 	})
+	s.disk = newDiskGuard(cfg.MaxRequestBytes, cfg.SnapDir(), cfg.WALPath())
 	s.rd = newReader(lg, rn, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
 	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)
 	s.m.serverVersion.WithLabelValues(Version).Set(1)

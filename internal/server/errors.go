@@ -22,6 +22,9 @@ var (
 	ErrTooManyRequests = errors.New("server: too many requests")
 	// ErrNoSpace is returned for writes while the NOSPACE alarm is active.
 	ErrNoSpace = errors.New("server: database space exceeded")
+	// ErrNoDiskSpace is returned for writes while the data dir's disk is
+	// too full to take them safely.
+	ErrNoDiskSpace = errors.New("cairn: no space left on the data dir's disk; writes are refused until space is freed")
 	// ErrNotSupported is returned for requests cairn does not serve yet.
 	ErrNotSupported = errors.New("server: not supported yet")
 )

@@ -53,6 +53,9 @@ type Server struct {
 	exec  *txn.Executor
 	cl    *membership.Cluster
 	rd    *reader
+	disk  *diskGuard
+	// alarms are the active alarms as applied.
+	alarms *apply.Alarms
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
 
@@ -176,6 +179,7 @@ func (s *Server) publish() {
 				zap.String("local-member-id", membership.FormatID(s.ID())),
 				zap.String("cluster-id", membership.FormatID(s.ClusterID())))
 			close(s.readyc)
+			s.decideClusterVersion()
 			return
 		}
 		if errors.Is(err, ErrStopped) {
@@ -189,6 +193,40 @@ func (s *Server) publish() {
 		}
 	}
 }
+
+// decideClusterVersion sets the cluster version once, as etcd's leader does
+// after its first commit: cairn only ever decides 3.6.0, the version every
+// etcd 3.6 member accepts. It keeps trying while this member leads and no
+// version is set.
+func (s *Server) decideClusterVersion() {
+	for s.cl.Version() == "" {
+		if s.node.IsLeader() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
+			_, err := s.propose(ctx, &pb.InternalRaftRequest{ClusterVersionSet: &membershippb.ClusterVersionSetRequest{Ver: ClusterVersion}})
+			cancel()
+			if err == nil {
+				s.lg.Info("set initial cluster version", zap.String("cluster-version", ClusterVersion))
+				s.m.clusterVersion.WithLabelValues(ClusterVersion).Set(1)
+				return
+			}
+			if errors.Is(err, ErrStopped) {
+				return
+			}
+		}
+		t := time.NewTimer(monitorVersionInterval)
+		select {
+		case <-t.C:
+		case <-s.stopping:
+			t.Stop()
+			return
+		}
+	}
+	s.m.clusterVersion.WithLabelValues(s.cl.Version()).Set(1)
+}
+
+// monitorVersionInterval is how often a member without a decided cluster
+// version checks again (etcd's value).
+const monitorVersionInterval = 4 * time.Second
 
 // propose sends a request through raft and waits for its apply result.
 func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
@@ -204,6 +242,9 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
 	if s.CommittedIndex() > s.AppliedIndex()+maxGapApplyCommit {
 		return applyResult{}, ErrTooManyRequests
+	}
+	if err := s.disk.check(); err != nil {
+		return applyResult{}, err
 	}
 	id := s.ids.Next()
 	req.Header = &pb.RequestHeader{ID: id}

@@ -117,8 +117,18 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	return resp, nil
 }
 
-// Alarms lists the active alarms (none until the quota work lands).
-func (s *Server) Alarms() []*pb.AlarmMember { return nil }
+// Alarms lists the active alarms as applied locally.
+func (s *Server) Alarms() []*pb.AlarmMember { return s.alarms.List() }
+
+// Alarm runs an alarm request through raft, as etcd does (listing too, so
+// the logs of etcd and cairn members stay alike).
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.AlarmResponse), nil
+}
 
 // ClusterVersion is the decided cluster version ("" if not yet).
 func (s *Server) ClusterVersion() string { return s.cl.Version() }

@@ -26,6 +26,7 @@ type Member interface {
 	Hash(ctx context.Context) (*pb.HashResponse, error)
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 	Alarms() []*pb.AlarmMember
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
 	Defragment(ctx context.Context) error
 	// SnapshotDB returns a consistent copy of the backend for streaming and
 	// its size in bytes.

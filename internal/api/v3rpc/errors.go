@@ -48,6 +48,9 @@ func toGRPCError(err error) error {
 			return e.grpc
 		}
 	}
+	if errors.Is(err, server.ErrNoDiskSpace) {
+		return status.Error(codes.ResourceExhausted, server.ErrNoDiskSpace.Error())
+	}
 	if errors.Is(err, server.ErrNotSupported) {
 		return status.Error(codes.Unimplemented, err.Error())
 	}

@@ -67,7 +67,7 @@ func NewServer(m Member, o Options) *grpc.Server {
 	pb.RegisterClusterServer(gs, &clusterServer{hdr: hdr, m: m})
 	pb.RegisterWatchServer(gs, &pb.UnimplementedWatchServer{})
 	pb.RegisterLeaseServer(gs, &pb.UnimplementedLeaseServer{})
-	pb.RegisterAuthServer(gs, &pb.UnimplementedAuthServer{})
+	pb.RegisterAuthServer(gs, &authServer{hdr: hdr})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)

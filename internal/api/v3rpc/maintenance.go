@@ -9,8 +9,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // snapshotChunk is the blob size of each Snapshot stream message.
@@ -52,12 +50,10 @@ func (s *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*p
 }
 
 func (s *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	if r.Action != pb.AlarmRequest_GET {
-		// Raising and clearing alarms goes through raft; it lands with the
-		// quota work. Refuse rather than pretend.
-		return nil, status.Error(codes.Unimplemented, "cairn: alarm activate/deactivate is not supported yet")
+	resp, err := s.m.Alarm(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
 	}
-	resp := &pb.AlarmResponse{Alarms: s.m.Alarms()}
 	s.hdr.fill(&resp.Header)
 	return resp, nil
 }
