@@ -3,8 +3,8 @@ package launch
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"

@@ -91,7 +91,7 @@ type Member struct {
 	// still advertised).
 	ListenClient string
 	// Dir is the process's working directory ("" = the test's).
-	Dir string
+	Dir     string
 	LogPath string
 
 	mu   sync.Mutex
