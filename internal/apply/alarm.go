@@ -27,6 +27,18 @@ func (a *Alarms) List() []*pb.AlarmMember {
 	return slices.Clone(a.active)
 }
 
+// noSpace reports whether a NOSPACE alarm is active.
+func (a *Alarms) noSpace() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, m := range a.active {
+		if m.Alarm == pb.AlarmType_NOSPACE {
+			return true
+		}
+	}
+	return false
+}
+
 // Restore loads the alarms persisted in the backend.
 func (a *Alarms) Restore(r schema.Reader) error {
 	var list []*pb.AlarmMember

@@ -38,6 +38,9 @@ type Result struct {
 // consistent index recorded) so the log keeps moving.
 var ErrUnsupported = errors.New("apply: request kind not supported yet")
 
+// ErrNoSpace refuses a write while the NOSPACE alarm is active.
+var ErrNoSpace = errors.New("apply: database space exceeded")
+
 // Applier applies committed entries to the state machine.
 type Applier struct {
 	lg *zap.Logger
@@ -101,6 +104,10 @@ func (a *Applier) replayNormal(req *pb.InternalRaftRequest) {
 func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 	ci := txn.ConsistentIndex{Index: e.Index, Term: e.Term}
 	a.consistentIndex = e.Index
+	if a.alarms.noSpace() && growsStore(req) {
+		a.kv.SetConsistentIndex(e.Index, e.Term)
+		return Result{Err: ErrNoSpace}
+	}
 	switch {
 	case req.Put != nil:
 		resp, err := a.exec.Put(req.Put, ci)
@@ -207,4 +214,30 @@ func kindOf(r *pb.InternalRaftRequest) string {
 		return "downgrade"
 	}
 	return "unknown"
+}
+
+// growsStore reports whether a request may add data while NOSPACE is
+// active (etcd refuses puts, txns with puts and lease grants).
+func growsStore(r *pb.InternalRaftRequest) bool {
+	switch {
+	case r.Put != nil, r.LeaseGrant != nil:
+		return true
+	case r.Txn != nil:
+		return txnHasPut(r.Txn)
+	}
+	return false
+}
+
+func txnHasPut(t *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if n := op.GetRequestTxn(); n != nil && txnHasPut(n) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -26,6 +26,9 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 
 // Put proposes a put and returns its result once applied.
 func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if !s.quotaAvailable(putCost(r)) {
+		return nil, s.refuseOverQuota(ctx)
+	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
 		return nil, err
@@ -52,6 +55,9 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 			}
 		}
 		return s.kvReadTxn(ctx, r)
+	}
+	if !s.quotaAvailable(txnCost(r)) {
+		return nil, s.refuseOverQuota(ctx)
 	}
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {

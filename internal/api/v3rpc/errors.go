@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairnkv/cairn/internal/apply"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/server"
 	"github.com/cairnkv/cairn/internal/txn"
@@ -32,6 +33,7 @@ var errorTable = []struct {
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout},
 }
