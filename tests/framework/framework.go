@@ -93,6 +93,9 @@ type Member struct {
 	// Dir is the process's working directory ("" = the test's).
 	Dir     string
 	LogPath string
+	// OverrideArgs, when non-nil, replaces Args() (an empty slice starts
+	// the binary with no flags at all).
+	OverrideArgs []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -147,7 +150,11 @@ func (m *Member) Start() {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	cmd := exec.Command(m.Bin, m.Args()...)
+	args := m.Args()
+	if m.OverrideArgs != nil {
+		args = m.OverrideArgs
+	}
+	cmd := exec.Command(m.Bin, args...)
 	cmd.Env = append(cleanEnv(), m.Env...)
 	cmd.Dir = m.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
