@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -82,15 +83,7 @@ func (c *Cluster) Members() []*Member {
 	for _, m := range c.members {
 		out = append(out, m.Clone())
 	}
-	slices.SortFunc(out, func(a, b *Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

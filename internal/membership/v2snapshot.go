@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -177,17 +178,7 @@ func UnmarshalV2Snapshot(b []byte) (members []*Member, removed []uint64, version
 			removed = append(removed, id)
 		}
 	}
-	slices.SortFunc(members, func(a, b *Member) int { return compareID(a.ID, b.ID) })
+	slices.SortFunc(members, func(a, b *Member) int { return cmp.Compare(a.ID, b.ID) })
 	slices.Sort(removed)
 	return members, removed, version, nil
-}
-
-func compareID(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

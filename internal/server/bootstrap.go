@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -338,15 +339,7 @@ func initialMembers(cfg Config) ([]*membership.Member, *membership.Member, error
 			seen[u] = true
 		}
 	}
-	slices.SortFunc(members, func(a, b *membership.Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(members, func(a, b *membership.Member) int { return cmp.Compare(a.ID, b.ID) })
 	return members, local, nil
 }
 
