@@ -83,6 +83,12 @@ func checkRange(r *pb.RangeRequest) error {
 	if len(r.Key) == 0 {
 		return rpctypes.ErrGRPCEmptyKey
 	}
+	if _, ok := pb.RangeRequest_SortOrder_name[int32(r.SortOrder)]; !ok {
+		return rpctypes.ErrGRPCInvalidSortOption
+	}
+	if _, ok := pb.RangeRequest_SortTarget_name[int32(r.SortTarget)]; !ok {
+		return rpctypes.ErrGRPCInvalidSortOption
+	}
 	return nil
 }
 
@@ -142,18 +148,18 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 	return rpctypes.ErrGRPCKeyNotFound
 }
 
-// span is a key interval [from, to); to == nil means the single key from,
-// and to == "\x00" means every key from "from" on.
+// span is a key interval [from, to); to == nil means the single key from.
+// As in etcd's checkIntervals (an adt interval tree of plain strings), a
+// range end of "\x00" is not "every key from": it compares as the byte
+// string it is, so a from-key delete never conflicts with a put here (the
+// txn layer refuses the one such txn etcd would panic on).
 type span struct{ from, to []byte }
 
 func (s span) contains(k []byte) bool {
 	if s.to == nil {
 		return bytes.Equal(s.from, k)
 	}
-	if bytes.Compare(k, s.from) < 0 {
-		return false
-	}
-	return (len(s.to) == 1 && s.to[0] == 0) || bytes.Compare(k, s.to) < 0
+	return bytes.Compare(s.from, k) <= 0 && bytes.Compare(k, s.to) < 0
 }
 
 type spans []span
