@@ -9,7 +9,10 @@
 //  2. Read states are handed to OnReadStates (linearizable reads).
 //  3. Committed entries and any incoming snapshot are queued for the applier
 //     (Apply channel) together with a notify channel. Committed entries are
-//     already durable, so applying them overlaps with step 5.
+//     durable on a quorum, so applying them overlaps with step 5 — except that
+//     a follower may learn of a commit in the Ready that appends the entry
+//     locally: Apply.NeedsPersist then tells the applier to wait for step 6
+//     first, so its backend never gets ahead of its own WAL.
 //  4. A leader sends its messages now, in parallel with its own disk write
 //     (raft thesis §10.2.1); a follower waits until after step 5, because its
 //     MsgAppResp promises that the entries are on disk.

@@ -33,12 +33,27 @@ type Transport interface {
 }
 
 // Apply is one batch handed to the applier, in log order.
+//
+// Committed entries are durable on a quorum, but in raft's synchronous
+// storage mode a follower may learn that an entry is committed in the same
+// Ready that appends it locally. The applier must therefore not make an
+// entry with index > LocalDurable() durable in its own storage before
+// Persisted is closed (NeedsPersist says when to wait).
 type Apply struct {
 	Entries  []raftpb.Entry
 	Snapshot raftpb.Snapshot
 	// Persisted is closed once everything of the Ready that produced this
 	// batch is durable.
 	Persisted <-chan struct{}
+	// durableBefore is the last index durable in the local WAL before this
+	// batch's Ready was persisted.
+	durableBefore uint64
+}
+
+// NeedsPersist reports whether some entry of the batch was not yet durable
+// locally when the batch was handed over.
+func (a Apply) NeedsPersist() bool {
+	return len(a.Entries) > 0 && a.Entries[len(a.Entries)-1].Index > a.durableBefore
 }
 
 // Config configures a Node.
@@ -74,19 +89,24 @@ type Node struct {
 	stopc   chan struct{}
 	donec   chan struct{}
 	lead    atomic.Uint64
+	// durable is the last log index made durable by the Persister.
+	durable atomic.Uint64
 	term    atomic.Uint64
 	isLead  atomic.Bool
 	stopped sync.Once
 }
 
-// New returns a Node that is not yet running.
-func New(cfg Config) *Node {
-	return &Node{
+// New returns a Node that is not yet running. lastIndex is the last index
+// of the log already durable (from the WAL at restart, 0 when new).
+func New(cfg Config, lastIndex uint64) *Node {
+	n := &Node{
 		cfg:    cfg,
 		applyc: make(chan Apply, 64),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 	}
+	n.durable.Store(lastIndex)
+	return n
 }
 
 // Apply returns the channel of batches to apply, in log order. It is closed
@@ -168,7 +188,7 @@ func (n *Node) handle(rd raft.Ready) error {
 	persisted := make(chan struct{})
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		select {
-		case n.applyc <- Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}:
+		case n.applyc <- Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, durableBefore: n.durable.Load()}:
 		case <-n.stopc:
 			return errStopped
 		}
@@ -185,6 +205,13 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 	if err := n.cfg.Persister.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("save wal: %w", err)
+	}
+	if len(rd.Entries) > 0 {
+		// Entries may be overwritten by a new leader: durable is the end of
+		// the log as now persisted.
+		n.durable.Store(rd.Entries[len(rd.Entries)-1].Index)
+	} else if !raft.IsEmptySnap(rd.Snapshot) {
+		n.durable.Store(rd.Snapshot.Metadata.Index)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.cfg.Storage.ApplySnapshot(rd.Snapshot); err != nil {

@@ -56,6 +56,11 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 		<-ap.Persisted
 		return fmt.Errorf("%w: applying a snapshot received from the leader (index %d)", ErrNotSupported, ap.Snapshot.Metadata.Index)
 	}
+	if ap.NeedsPersist() {
+		// A follower can learn an entry is committed before its own WAL
+		// holds it; the backend must not get ahead of the local WAL.
+		<-ap.Persisted
+	}
 	var last raftpb.Entry
 	for _, e := range ap.Entries {
 		if e.Index <= s.applied.Applied() {

@@ -108,6 +108,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 	}
 
 	var (
+		lastIndex uint64 // last index durable in the WAL
 		w         *wal.WAL
 		rn        raft.Node
 		cl        *membership.Cluster
@@ -191,6 +192,10 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		if err := ms.Append(ents); err != nil {
 			return nil, err
 		}
+		lastIndex = snapIndex
+		if len(ents) > 0 {
+			lastIndex = ents[len(ents)-1].Index
+		}
 		cl = membership.NewCluster(meta.ClusterID, meta.NodeID, maxLearners)
 		if snapshot != nil {
 			if err := restoreMembership(cl, snapshot.Data); err != nil {
@@ -267,7 +272,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		},
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
 		OnFatal:     s.fatal,
-	})
+	}, lastIndex)
 	s.disk = newDiskGuard(cfg.MaxRequestBytes, cfg.SnapDir(), cfg.WALPath())
 	s.rd = newReader(lg, rn, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
 	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)
