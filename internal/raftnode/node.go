@@ -84,11 +84,11 @@ type Config struct {
 
 // Node drives a raft.Node. Create it with New, then Start it.
 type Node struct {
-	cfg     Config
-	applyc  chan Apply
-	stopc   chan struct{}
-	donec   chan struct{}
-	lead    atomic.Uint64
+	cfg    Config
+	applyc chan Apply
+	stopc  chan struct{}
+	donec  chan struct{}
+	lead   atomic.Uint64
 	// durable is the last log index made durable by the Persister.
 	durable atomic.Uint64
 	term    atomic.Uint64
