@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"sync"
+	"unsafe"
 
 	"github.com/google/btree"
 )
@@ -12,17 +13,43 @@ type treeIndex struct {
 	// mu protects tree and every keyIndex in it. Readers RLock per call;
 	// the writer and compaction Lock per key.
 	mu   sync.RWMutex
-	tree *btree.BTreeG[*keyIndex]
+	tree *btree.BTreeG[indexItem]
+}
+
+// indexItem is a tree entry. The key is held in the item itself (sharing
+// the bytes of ki.key), so a comparison during a search touches the key's
+// bytes only, not the keyIndex first: one cache miss per step instead of
+// two on large indexes.
+type indexItem struct {
+	// Invariant: key == string(ki.key), and ki.key is never modified.
+	key string
+	ki  *keyIndex
 }
 
 func newTreeIndex() *treeIndex {
-	return &treeIndex{tree: btree.NewG(32, func(a, b *keyIndex) bool { return bytes.Compare(a.key, b.key) < 0 })}
+	return &treeIndex{tree: btree.NewG(32, func(a, b indexItem) bool { return a.key < b.key })}
+}
+
+// probe is a search item for key that does not copy it. The item must not
+// be stored.
+func probe(key []byte) indexItem {
+	return indexItem{key: unsafe.String(unsafe.SliceData(key), len(key))}
+}
+
+// insert adds ki, whose key must never change afterwards. Caller holds mu.
+func (ti *treeIndex) insert(ki *keyIndex) {
+	ti.tree.ReplaceOrInsert(indexItem{key: unsafe.String(unsafe.SliceData(ki.key), len(ki.key)), ki: ki})
+}
+
+// ascend calls f for every keyIndex in key order. Caller holds mu.
+func (ti *treeIndex) ascend(f func(ki *keyIndex) bool) {
+	ti.tree.Ascend(func(it indexItem) bool { return f(it.ki) })
 }
 
 // lookup returns the keyIndex of key or nil. Caller holds mu.
 func (ti *treeIndex) lookup(key []byte) *keyIndex {
-	ki, _ := ti.tree.Get(&keyIndex{key: key})
-	return ki
+	it, _ := ti.tree.Get(probe(key))
+	return it.ki
 }
 
 func (ti *treeIndex) get(key []byte, atRev int64) (modified, created Revision, ver int64, err error) {
@@ -38,11 +65,11 @@ func (ti *treeIndex) get(key []byte, atRev int64) (modified, created Revision, v
 // visit calls f for each keyIndex in [key, end); end empty means no upper
 // bound. Caller holds mu.
 func (ti *treeIndex) visit(key, end []byte, f func(ki *keyIndex) bool) {
-	ti.tree.AscendGreaterOrEqual(&keyIndex{key: key}, func(ki *keyIndex) bool {
-		if len(end) > 0 && bytes.Compare(ki.key, end) >= 0 {
+	ti.tree.AscendGreaterOrEqual(probe(key), func(it indexItem) bool {
+		if len(end) > 0 && bytes.Compare(it.ki.key, end) >= 0 {
 			return false
 		}
-		return f(ki)
+		return f(it.ki)
 	})
 }
 
@@ -102,11 +129,12 @@ func (ti *treeIndex) compact(rev int64) map[Revision]struct{} {
 	ti.mu.Lock()
 	clone := ti.tree.Clone()
 	ti.mu.Unlock()
-	clone.Ascend(func(ki *keyIndex) bool {
+	clone.Ascend(func(it indexItem) bool {
+		ki := it.ki
 		ti.mu.Lock()
 		ki.compact(rev, available)
 		if ki.isEmpty() {
-			ti.tree.Delete(ki)
+			ti.tree.Delete(it)
 		}
 		ti.mu.Unlock()
 		return true
@@ -120,7 +148,7 @@ func (ti *treeIndex) keep(rev int64) map[Revision]struct{} {
 	available := make(map[Revision]struct{})
 	ti.mu.RLock()
 	defer ti.mu.RUnlock()
-	ti.tree.Ascend(func(ki *keyIndex) bool {
+	ti.ascend(func(ki *keyIndex) bool {
 		ki.keep(rev, available)
 		return true
 	})

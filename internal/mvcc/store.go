@@ -213,7 +213,7 @@ func (s *Store) restore() error {
 			ki = &keyIndex{key: append([]byte(nil), f.key...)}
 			ki.restore(Revision{Main: f.create}, rev, f.version)
 			byKey[string(ki.key)] = ki
-			s.idx.tree.ReplaceOrInsert(ki)
+			s.idx.insert(ki)
 		} else {
 			ki.put(rev)
 		}
@@ -228,7 +228,7 @@ func (s *Store) restore() error {
 	}
 	s.currentRev.Store(cur)
 	if s.cfg.Lessor != nil {
-		s.idx.tree.Ascend(func(ki *keyIndex) bool {
+		s.idx.ascend(func(ki *keyIndex) bool {
 			if ki.lease != 0 {
 				s.cfg.Lessor.Attach(ki.lease, ki.key)
 			}

@@ -97,7 +97,7 @@ func (w *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 	if ki == nil {
 		ki = &keyIndex{key: append([]byte(nil), key...)}
 		ki.put(rev)
-		s.idx.tree.ReplaceOrInsert(ki)
+		s.idx.insert(ki)
 	} else {
 		ki.put(rev)
 	}
