@@ -33,7 +33,7 @@ var NotYetSupported = []string{
 	"distributed-tracing-instance-id", "distributed-tracing-sampling-rate",
 	"force-new-cluster", "memory-mlock", "socket-reuse-port", "socket-reuse-address",
 	"unsafe-no-fsync", "enable-grpc-gateway", "corrupt-check-time", "downgrade-check-time",
-	"feature-gates", "auto-compaction-retention", "auto-compaction-mode",
+	"feature-gates",
 	"bootstrap-defrag-threshold-megabytes", "metrics",
 }
 

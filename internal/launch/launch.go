@@ -25,6 +25,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/api/httpapi"
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
+	"github.com/cairnkv/cairn/internal/compactor"
 	"github.com/cairnkv/cairn/internal/config"
 	"github.com/cairnkv/cairn/internal/server"
 )
@@ -115,6 +116,10 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 	if len(initial) > 1 {
 		return server.Config{}, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(initial))
 	}
+	retention, err := compactor.ParseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention)
+	if err != nil {
+		return server.Config{}, err
+	}
 	return server.Config{
 		Logger:                     lg,
 		Name:                       cfg.Name,
@@ -141,6 +146,8 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		MaxRequestBytes:            cfg.MaxRequestBytes,
 		CompactionBatchLimit:       cfg.CompactionBatchLimit,
 		CompactionSleepInterval:    cfg.CompactionSleepInterval,
+		AutoCompactionMode:         cfg.AutoCompactionMode,
+		AutoCompactionRetention:    retention,
 		UnsafeNoFsync:              cfg.UnsafeNoFsync,
 	}, nil
 }

@@ -69,6 +69,20 @@ type Config struct {
 	CompactionBatchLimit    int
 	CompactionSleepInterval time.Duration
 
+	// AutoCompactionMode is --auto-compaction-mode: "periodic" or
+	// "revision" (compactor.ModePeriodic, compactor.ModeRevision); read
+	// only when AutoCompactionRetention is not 0.
+	AutoCompactionMode string
+	// AutoCompactionRetention is --auto-compaction-retention as parsed by
+	// compactor.ParseRetention; 0 (the default) disables auto compaction.
+	// In periodic mode it is the duration of history kept (at least 10ns;
+	// a shorter or negative one disables auto compaction with a warning):
+	// every min(retention, 1h) the leader compacts to the revision observed
+	// retention ago. In revision mode its nanosecond count is the number
+	// of revisions kept: every 5 minutes the leader compacts to the current
+	// revision minus that count.
+	AutoCompactionRetention time.Duration
+
 	// UnsafeNoFsync disables fsync (--unsafe-no-fsync): data loss on crash.
 	UnsafeNoFsync bool
 

@@ -93,6 +93,7 @@ func (s *Server) Start() {
 	go func() { defer s.bg.Done(); s.applyLoop() }()
 	go func() { defer s.bg.Done(); s.rd.run() }()
 	go func() { defer s.bg.Done(); s.publish() }()
+	s.startCompactor()
 }
 
 // ReadyNotify is closed once the member has published its attributes
