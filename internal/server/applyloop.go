@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -43,7 +44,9 @@ type applyResult struct {
 func (s *Server) applyLoop() {
 	for ap := range s.node.Apply() {
 		if err := s.applyBatch(ap); err != nil {
-			s.fatal(err)
+			if !errors.Is(err, ErrStopped) {
+				s.fatal(err)
+			}
 			return
 		}
 	}
@@ -53,13 +56,15 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 	if !isEmptySnap(ap.Snapshot) {
 		// Receiving a snapshot from a leader needs its backend file, which
 		// arrives with peer transport (the cluster work).
-		<-ap.Persisted
+		s.waitPersisted(ap)
 		return fmt.Errorf("%w: applying a snapshot received from the leader (index %d)", ErrNotSupported, ap.Snapshot.Metadata.Index)
 	}
 	if ap.NeedsPersist() {
 		// A follower can learn an entry is committed before its own WAL
 		// holds it; the backend must not get ahead of the local WAL.
-		<-ap.Persisted
+		if err := s.waitPersisted(ap); err != nil {
+			return err
+		}
 	}
 	var last raftpb.Entry
 	for _, e := range ap.Entries {
@@ -79,7 +84,9 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			}
 			// A conf change must not reach raft before the Ready that
 			// committed it is persisted.
-			<-ap.Persisted
+			if err := s.waitPersisted(ap); err != nil {
+				return err
+			}
 			err := s.applier.ConfChange(e, cc, func(cc raftpb.ConfChange) *raftpb.ConfState {
 				cs := s.node.Raft().ApplyConfChange(cc)
 				if cs != nil {
@@ -105,12 +112,31 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 	s.m.proposalsCommitted.Set(float64(s.CommittedIndex()))
 	s.applied.Trigger(last.Index)
 	if last.Index-s.snapshotIndex.Load() > s.cfg.SnapshotCount {
-		<-ap.Persisted
+		if err := s.waitPersisted(ap); err != nil {
+			return err
+		}
 		if err := s.snapshot(last.Index); err != nil {
 			return fmt.Errorf("snapshot at index %d: %w", last.Index, err)
 		}
 	}
 	return nil
+}
+
+// waitPersisted waits until the batch's Ready is durable. If persisting
+// failed the Ready loop has stopped and Persisted never closes: the error
+// then ends the apply loop instead of hanging it.
+func (s *Server) waitPersisted(ap raftnode.Apply) error {
+	select {
+	case <-ap.Persisted:
+		return nil
+	case <-s.node.Done():
+		select {
+		case <-ap.Persisted:
+			return nil
+		default:
+		}
+		return ErrStopped
+	}
 }
 
 func isEmptySnap(sn raftpb.Snapshot) bool { return sn.Metadata.Index == 0 }

@@ -6,6 +6,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/cairnkv/cairn/internal/txn"
 )
 
 // Request builders for the tables below.
@@ -197,8 +199,9 @@ func TestCheckOverlaps(t *testing.T) {
 		{"deep delete reaches the top level", ops(txnOp(ops(txnOp(nil, ops(delOp("k", "l")))), nil), putOp("kk")), dup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, got := checkOverlaps(tc.ops); !errors.Is(got, tc.want) {
-				t.Fatalf("checkOverlaps = %v, want %v", got, tc.want)
+			got := toGRPCError(txn.CheckDuplicates(&pb.TxnRequest{Success: tc.ops}))
+			if !errors.Is(got, tc.want) {
+				t.Fatalf("CheckDuplicates = %v, want %v", got, tc.want)
 			}
 		})
 	}

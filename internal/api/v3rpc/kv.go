@@ -1,11 +1,12 @@
 package v3rpc
 
 import (
-	"bytes"
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/cairnkv/cairn/internal/txn"
 )
 
 type kvServer struct {
@@ -56,11 +57,8 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return nil, err
 	}
 	// Overlap checks come after the size checks, so their cost is bounded.
-	if _, _, err := checkOverlaps(r.Success); err != nil {
-		return nil, err
-	}
-	if _, _, err := checkOverlaps(r.Failure); err != nil {
-		return nil, err
+	if err := txn.CheckDuplicates(r); err != nil {
+		return nil, toGRPCError(err)
 	}
 	resp, err := s.m.Txn(ctx, r)
 	if err != nil {
@@ -146,93 +144,4 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 	}
 	// An empty operation: etcd answers "key not found".
 	return rpctypes.ErrGRPCKeyNotFound
-}
-
-// span is a key interval [from, to); to == nil means the single key from.
-// As in etcd's checkIntervals (an adt interval tree of plain strings), a
-// range end of "\x00" is not "every key from": it compares as the byte
-// string it is, so a from-key delete never conflicts with a put here (the
-// txn layer refuses the one such txn etcd would panic on).
-type span struct{ from, to []byte }
-
-func (s span) contains(k []byte) bool {
-	if s.to == nil {
-		return bytes.Equal(s.from, k)
-	}
-	return bytes.Compare(s.from, k) <= 0 && bytes.Compare(k, s.to) < 0
-}
-
-type spans []span
-
-func (ss spans) contains(k []byte) bool {
-	for _, s := range ss {
-		if s.contains(k) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkOverlaps rejects a branch that writes one key twice, or puts a key
-// that the same branch deletes, including inside nested txns (where the
-// then and else branches of one nested txn may put the same key, since only
-// one of them runs). It returns the branch's puts and deletes for the
-// caller's level.
-func checkOverlaps(ops []*pb.RequestOp) (map[string]struct{}, spans, error) {
-	var dels spans
-	for _, op := range ops {
-		if d := op.GetRequestDeleteRange(); d != nil {
-			s := span{from: d.Key}
-			if len(d.RangeEnd) != 0 {
-				s.to = d.RangeEnd
-			}
-			dels = append(dels, s)
-		}
-	}
-	puts := map[string]struct{}{}
-	for _, op := range ops {
-		t := op.GetRequestTxn()
-		if t == nil {
-			continue
-		}
-		putsThen, delsThen, err := checkOverlaps(t.Success)
-		if err != nil {
-			return nil, nil, err
-		}
-		putsElse, delsElse, err := checkOverlaps(t.Failure)
-		if err != nil {
-			return nil, nil, err
-		}
-		for k := range putsThen {
-			if _, dup := puts[k]; dup || dels.contains([]byte(k)) {
-				return nil, nil, rpctypes.ErrGRPCDuplicateKey
-			}
-			puts[k] = struct{}{}
-		}
-		for k := range putsElse {
-			if _, dup := puts[k]; dup {
-				if _, sameTxn := putsThen[k]; !sameTxn {
-					return nil, nil, rpctypes.ErrGRPCDuplicateKey
-				}
-			}
-			if dels.contains([]byte(k)) {
-				return nil, nil, rpctypes.ErrGRPCDuplicateKey
-			}
-			puts[k] = struct{}{}
-		}
-		dels = append(dels, delsThen...)
-		dels = append(dels, delsElse...)
-	}
-	for _, op := range ops {
-		p := op.GetRequestPut()
-		if p == nil {
-			continue
-		}
-		k := string(p.Key)
-		if _, dup := puts[k]; dup || dels.contains(p.Key) {
-			return nil, nil, rpctypes.ErrGRPCDuplicateKey
-		}
-		puts[k] = struct{}{}
-	}
-	return puts, dels, nil
 }
