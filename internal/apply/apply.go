@@ -18,6 +18,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/membership"
@@ -52,7 +53,21 @@ type Applier struct {
 	consistentIndex uint64
 	exec            *txn.Executor
 	alarms          *Alarms
+	// local, when set, hands back the decoded requests this member
+	// proposed, so their entries need not be decoded again.
+	local Proposals
 }
+
+// Proposals gives the applier the requests this member proposed itself.
+type Proposals interface {
+	// Proposal returns the request proposed locally under id, or nil. The
+	// request must equal what the entry's data decodes to, and nobody may
+	// modify it.
+	Proposal(id uint64) *pb.InternalRaftRequest
+}
+
+// SetProposals installs the local proposal lookup.
+func (a *Applier) SetProposals(p Proposals) { a.local = p }
 
 // New returns an Applier whose backend holds entries up to consistentIndex.
 func New(lg *zap.Logger, kv *mvcc.Store, cl *membership.Cluster, alarms *Alarms, consistentIndex uint64, exec *txn.Executor) *Applier {
@@ -73,20 +88,70 @@ func (a *Applier) Normal(e raftpb.Entry) (uint64, Result) {
 		}
 		return 0, Result{}
 	}
-	var req pb.InternalRaftRequest
-	if err := req.Unmarshal(e.Data); err != nil {
-		// Not a v3 request: a legacy v2 request from an old WAL tail.
-		return a.legacyV2(e, replay)
+	var req *pb.InternalRaftRequest
+	var id uint64
+	if a.local != nil && !replay {
+		if hid, ok := headerID(e.Data); ok && hid != 0 {
+			id, req = hid, a.local.Proposal(hid)
+		}
 	}
-	id := req.ID
-	if req.Header != nil && req.Header.ID != 0 {
-		id = req.Header.ID
+	if req == nil {
+		req = &pb.InternalRaftRequest{}
+		if err := req.Unmarshal(e.Data); err != nil {
+			// Not a v3 request: a legacy v2 request from an old WAL tail.
+			return a.legacyV2(e, replay)
+		}
+		id = req.ID
+		if req.Header != nil && req.Header.ID != 0 {
+			id = req.Header.ID
+		}
 	}
 	if replay {
-		a.replayNormal(&req)
+		a.replayNormal(req)
 		return id, Result{}
 	}
-	return id, a.apply(e, &req)
+	return id, a.apply(e, req)
+}
+
+// headerID reads InternalRaftRequest.header.ID (field 100, then field 1)
+// from an encoded request without decoding the rest.
+func headerID(b []byte) (uint64, bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+		if num == 100 && typ == protowire.BytesType {
+			h, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return 0, false
+			}
+			for len(h) > 0 {
+				hnum, htyp, k := protowire.ConsumeTag(h)
+				if k < 0 {
+					return 0, false
+				}
+				h = h[k:]
+				if hnum == 1 && htyp == protowire.VarintType {
+					v, j := protowire.ConsumeVarint(h)
+					return v, j >= 0
+				}
+				j := protowire.ConsumeFieldValue(hnum, htyp, h)
+				if j < 0 {
+					return 0, false
+				}
+				h = h[j:]
+			}
+			return 0, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return 0, false
+		}
+		b = b[m:]
+	}
+	return 0, false
 }
 
 // replayNormal re-applies the in-memory effects of an entry the backend

@@ -248,6 +248,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 	}
 	s.applied = newIndexWaiter(snapIndex)
 	s.applier = apply.New(lg, kv, cl, s.alarms, ci, s.exec)
+	s.applier.SetProposals(s.w)
 
 	s.node = raftnode.New(raftnode.Config{
 		Logger:       lg,

@@ -167,11 +167,13 @@ func (s *Server) Config() Config { return s.cfg }
 // publish proposes this member's attributes (name, client URLs) until they
 // are applied, then marks the server ready, like etcd's publishV3.
 func (s *Server) publish() {
-	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
-		Member_ID:        s.ID(),
-		MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: s.cfg.ClientURLs},
-	}}
 	for {
+		// A fresh request per attempt: an earlier attempt's entry may still
+		// be applied, and the applier may be reading its request.
+		req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+			Member_ID:        s.ID(),
+			MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: s.cfg.ClientURLs},
+		}}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
 		_, err := s.propose(ctx, req)
 		cancel()
@@ -256,7 +258,7 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	if len(data) > int(s.cfg.MaxRequestBytes) {
 		return applyResult{}, ErrRequestTooLarge
 	}
-	ch := s.w.Register(id)
+	ch := s.w.Register(id, req)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
 	defer cancel()
 	start := time.Now()

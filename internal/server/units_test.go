@@ -70,7 +70,7 @@ func TestWaiters(t *testing.T) {
 	ids := []uint64{1, 17, 33, 2, 1 << 60}
 	chs := map[uint64]<-chan applyResult{}
 	for _, id := range ids {
-		chs[id] = w.Register(id)
+		chs[id] = w.Register(id, nil)
 	}
 	w.Trigger(17, applyResult{resp: "r17"})
 	select {
@@ -117,7 +117,7 @@ func TestWaitersConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, n)
 	for i := range uint64(n) {
-		ch := w.Register(i)
+		ch := w.Register(i, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,6 +1,10 @@
 package server
 
-import "sync"
+import (
+	"sync"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
 
 // waiters pairs proposals with their apply results by request ID.
 //
@@ -12,38 +16,53 @@ type waiters struct {
 
 type waitShard struct {
 	mu sync.Mutex
-	m  map[uint64]chan applyResult
+	m  map[uint64]waiter
+}
+
+type waiter struct {
+	ch  chan applyResult
+	req *pb.InternalRaftRequest
 }
 
 func newWaiters() *waiters {
 	w := &waiters{}
 	for i := range w.shards {
-		w.shards[i].m = map[uint64]chan applyResult{}
+		w.shards[i].m = map[uint64]waiter{}
 	}
 	return w
 }
 
 func (w *waiters) shard(id uint64) *waitShard { return &w.shards[id%uint64(len(w.shards))] }
 
-// Register returns the channel that will receive the result for id.
-func (w *waiters) Register(id uint64) <-chan applyResult {
+// Register returns the channel that will receive the result for id. req is
+// the request proposed under id (nil if none); the apply goroutine may use
+// it instead of decoding the entry, so it must not change afterwards.
+func (w *waiters) Register(id uint64, req *pb.InternalRaftRequest) <-chan applyResult {
 	s := w.shard(id)
 	ch := make(chan applyResult, 1)
 	s.mu.Lock()
-	s.m[id] = ch
+	s.m[id] = waiter{ch: ch, req: req}
 	s.mu.Unlock()
 	return ch
+}
+
+// Proposal returns the request registered under id, or nil.
+func (w *waiters) Proposal(id uint64) *pb.InternalRaftRequest {
+	s := w.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id].req
 }
 
 // Trigger delivers the result for id if anyone waits for it.
 func (w *waiters) Trigger(id uint64, r applyResult) {
 	s := w.shard(id)
 	s.mu.Lock()
-	ch, ok := s.m[id]
+	wt, ok := s.m[id]
 	delete(s.m, id)
 	s.mu.Unlock()
 	if ok {
-		ch <- r
+		wt.ch <- r
 	}
 }
 
