@@ -241,6 +241,7 @@ func checkWorkRootEmpty(t *testing.T, root string) {
 // benchmark tool runs and its output parses, the harness's own generator
 // runs, RSS and backend size are read, and both output files are written.
 func TestPlumbing(t *testing.T) {
+	t.Parallel() // with TestPlumbingShapesAndMaintenance: tiny numbers mean nothing anyway
 	var p pids
 	cfg := testConfig(t, &p, "put-1c", "range-s-100c", "txn-100c", "memory")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -256,6 +257,71 @@ func TestPlumbing(t *testing.T) {
 	}
 
 	want := []string{floorName, "put-1c", "range-s-100c", "txn-100c", "memory"}
+	checkResults(t, cfg, res, want)
+	var put1 *WorkloadResult
+	for i := range res.Workloads {
+		if res.Workloads[i].Name == put1Name {
+			put1 = &res.Workloads[i]
+		}
+	}
+	if put1 == nil || len(put1.Metrics) == 0 || put1.Metrics[len(put1.Metrics)-1].Key != "floor_x" {
+		t.Error("put-1c has no latency ÷ fsync floor metric")
+	}
+	md, err := os.ReadFile(filepath.Join(res.Dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"fsync floor", "mean latency ÷ fsync floor"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("results.md lacks %q", s)
+		}
+	}
+}
+
+// TestPlumbingShapesAndMaintenance runs the workloads driven by cairnbench's
+// own generators and fills (k8s shape, prefix paging, memory after
+// revisions, compaction and defrag under load) once each at tiny counts:
+// every metric has a value on both sides, every secondary request stream
+// (fill, lists, whole scans) is accounted for, and nothing failed.
+func TestPlumbingShapesAndMaintenance(t *testing.T) {
+	t.Parallel()
+	var p pids
+	want := []string{"k8s-shape", "range-prefix-paging", "memory-revisions", "compaction-under-load", "defrag-under-load"}
+	cfg := testConfig(t, &p, want...)
+	cfg.Sizes.Rounds = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.checkGone(t)
+	checkWorkRootEmpty(t, cfg.WorkRoot)
+	checkResults(t, cfg, res, want)
+	wantParts := map[string]string{"k8s-shape": "lists", "range-prefix-paging": "full scans",
+		"compaction-under-load": "fill", "defrag-under-load": "fill"}
+	for _, wr := range res.Workloads {
+		for _, rr := range wr.Runs {
+			if rr.Measurement == nil || rr.Expected == 0 || rr.Measurement.Succeeded != rr.Expected {
+				t.Errorf("%s on %s: measurement %+v, expected %d", wr.Name, rr.System, rr.Measurement, rr.Expected)
+			}
+			name, ok := wantParts[wr.Name]
+			if !ok {
+				continue
+			}
+			if len(rr.Parts) != 1 || rr.Parts[0].Name != name || rr.Parts[0].Measurement == nil ||
+				rr.Parts[0].Expected == 0 || rr.Parts[0].Measurement.Succeeded != rr.Parts[0].Expected {
+				t.Errorf("%s on %s: parts %+v, want %q fully accounted for", wr.Name, rr.System, rr.Parts, name)
+			}
+		}
+	}
+}
+
+// checkResults checks that res holds the workloads want in order, none
+// failed, every metric has a positive finite value per round on both sides
+// and a ratio, and both output files are written and parse.
+func checkResults(t *testing.T, cfg Config, res *Results, want []string) {
+	t.Helper()
 	if len(res.Workloads) != len(want) {
 		t.Fatalf("workloads %d, want %d", len(res.Workloads), len(want))
 	}
@@ -280,19 +346,13 @@ func TestPlumbing(t *testing.T) {
 			if wr.Name == floorName {
 				continue
 			}
+			if len(mr.BySystem) != 2 {
+				t.Errorf("%s %s: values for %d systems, want 2", wr.Name, mr.Key, len(mr.BySystem))
+			}
 			if r := mr.Ratios[ref]; len(r.Values) != cfg.Sizes.Rounds || !(r.Median > 0) || math.IsInf(r.Median, 0) {
 				t.Errorf("%s %s ratio: %+v", wr.Name, mr.Key, r)
 			}
 		}
-	}
-	var put1 *WorkloadResult
-	for i := range res.Workloads {
-		if res.Workloads[i].Name == put1Name {
-			put1 = &res.Workloads[i]
-		}
-	}
-	if put1 == nil || put1.Metrics[len(put1.Metrics)-1].Key != "floor_x" {
-		t.Error("put-1c has no latency ÷ fsync floor metric")
 	}
 
 	b, err := os.ReadFile(filepath.Join(res.Dir, "results.json"))
@@ -310,7 +370,7 @@ func TestPlumbing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range append(want[1:], "fsync floor", "| workload | metric |", "mean latency ÷ fsync floor") {
+	for _, s := range append(want, "| workload | metric |") {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("results.md lacks %q", s)
 		}

@@ -32,8 +32,16 @@ func fmtStat(s Stat) string {
 func (wr WorkloadResult) errorsOf(sys string) int {
 	n := 0
 	for _, rr := range wr.Runs {
-		if rr.System == sys && rr.Measurement != nil {
+		if rr.System != sys {
+			continue
+		}
+		if rr.Measurement != nil {
 			n += rr.Measurement.Errors
+		}
+		for _, p := range rr.Parts {
+			if p.Measurement != nil {
+				n += p.Measurement.Errors
+			}
 		}
 	}
 	return n
@@ -54,7 +62,7 @@ func (res *Results) Markdown() string {
 	for _, r := range res.Refs {
 		fmt.Fprintf(&b, "- reference: %s (`%s`)\n", r.Name, r.Version)
 	}
-	fmt.Fprintf(&b, "- load generator: %s; txn workloads: cairnbench's own generator (same for both sides)\n", res.Tool)
+	fmt.Fprintf(&b, "- load generator: %s; txn, k8s-shape, paging and maintenance-under-load workloads: cairnbench's own generator (same for both sides)\n", res.Tool)
 	m := res.Machine
 	fmt.Fprintf(&b, "- machine: %d CPUs (%s), %s RAM, Linux %s, %s; data dir %s\n",
 		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion, m.DataFS)

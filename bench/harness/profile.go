@@ -17,7 +17,8 @@ import (
 // or serves no /debug/pprof/ is skipped with a note: cairn may not expose
 // pprof yet.
 func (r *runner) profile(ctx context.Context, w workload, sys System) error {
-	srv, err := startServer(ctx, r.procs, sys, r.work, r.nextIP(), []string{"--enable-pprof"}, time.Minute)
+	srv, err := startServer(ctx, r.procs, sys, r.work, r.nextIP(),
+		append([]string{"--enable-pprof"}, w.serverArgs...), time.Minute)
 	if err != nil {
 		return fmt.Errorf("server does not start with --enable-pprof (no pprof support?): %w", firstLine(err))
 	}

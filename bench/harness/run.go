@@ -77,7 +77,34 @@ type RunResult struct {
 	Expected    int                `json:"expected_requests,omitempty"`
 	Measurement *Measurement       `json:"measurement,omitempty"`
 	Values      map[string]float64 `json:"values,omitempty"`
+	Parts       []PartResult       `json:"parts,omitempty"`
 	Seconds     float64            `json:"wall_secs"`
+}
+
+// PartResult is a secondary request stream of a run (a fill before the
+// measurement, the lists beside the updates, whole scans made of pages).
+type PartResult struct {
+	Name        string       `json:"name"`
+	Expected    int          `json:"expected_requests"`
+	Measurement *Measurement `json:"measurement,omitempty"`
+}
+
+// partsProblem describes the first part with failed or unaccounted
+// requests, or returns "".
+func partsProblem(parts []PartResult) string {
+	for _, p := range parts {
+		switch {
+		case p.Measurement == nil:
+			return p.Name + ": no measurement"
+		case p.Measurement.Errors > 0:
+			return fmt.Sprintf("%s: %d of %d requests failed", p.Name, p.Measurement.Errors,
+				p.Measurement.Errors+p.Measurement.Succeeded)
+		case p.Expected > 0 && p.Measurement.Succeeded+p.Measurement.Errors != p.Expected:
+			return fmt.Sprintf("%s: only %d of %d requests accounted for", p.Name,
+				p.Measurement.Succeeded+p.Measurement.Errors, p.Expected)
+		}
+	}
+	return ""
 }
 
 // MetricResult is one metric of a workload over all rounds.
@@ -203,7 +230,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 					return nil, ctx.Err()
 				}
 				wr.Runs = append(wr.Runs, rr)
-				r.logf("%-13s round %d %-14s %s", w.name, round, sys.Name, rr.brief())
+				r.logf("%-21s round %d %-14s %s", w.name, round, sys.Name, rr.brief())
 			}
 		}
 		wr.finish(w.metrics, sut.Name, r.res.Refs)
@@ -244,9 +271,21 @@ func systemNames(s []System) string {
 	return strings.Join(n, ", ")
 }
 
+// matches reports whether name is selected by pats: a pattern is a workload
+// name, a prefix of names, or "all". A pattern that is itself a workload's
+// name selects only that one ("memory" is not "memory-revisions").
 func matches(name string, pats []string) bool {
 	for _, p := range pats {
-		if p == name || p == "all" || (p != "" && strings.HasPrefix(name, p)) {
+		if p == name || p == "all" || (p != "" && strings.HasPrefix(name, p) && !isWorkloadName(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isWorkloadName(p string) bool {
+	for _, w := range workloads(Modes["tiny"]) {
+		if w.name == p {
 			return true
 		}
 	}
@@ -285,7 +324,7 @@ func (r *runner) runOne(ctx context.Context, w workload, sys System, round int) 
 	var srv *server
 	if w.server {
 		var err error
-		srv, err = startServer(ctx, r.procs, sys, r.work, r.nextIP(), nil, time.Minute)
+		srv, err = startServer(ctx, r.procs, sys, r.work, r.nextIP(), w.serverArgs, time.Minute)
 		if err != nil {
 			rr.Error = "start: " + err.Error()
 			return rr
@@ -295,12 +334,14 @@ func (r *runner) runOne(ctx context.Context, w workload, sys System, round int) 
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.Sizes.RunTimeout)
 	out, err := w.run(wctx, r, srv)
 	cancel()
-	rr.Measurement, rr.Values, rr.Expected = out.m, out.values, out.expected
+	rr.Measurement, rr.Values, rr.Expected, rr.Parts = out.m, out.values, out.expected, out.parts
 	switch {
 	case err != nil:
 		rr.Error = err.Error()
 	case srv != nil && !srv.alive():
 		rr.Error = fmt.Sprintf("server exited during the workload (%v)\n%s", srv.waitErr, srv.logTail())
+	case partsProblem(out.parts) != "":
+		rr.Error = partsProblem(out.parts)
 	case out.m != nil && out.m.Errors > 0:
 		rr.Error = fmt.Sprintf("%d of %d requests failed", out.m.Errors, out.m.Errors+out.m.Succeeded)
 	case out.m != nil && out.expected > 0 && out.m.Succeeded+out.m.Errors != out.expected:

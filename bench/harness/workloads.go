@@ -24,17 +24,33 @@ type Sizes struct {
 	Txn100     int           `json:"txn_100_clients"`
 	MemKeys    int           `json:"memory_keys"`
 	RunTimeout time.Duration `json:"run_timeout_ns"`
+
+	PageKeys    int           `json:"paging_keys"`          // keys under the paged prefix (the issue: 10,000)
+	PageScans   int           `json:"paging_scans"`         // full paged scans
+	K8sObjects  int           `json:"k8s_objects"`          // objects in the pool
+	K8sTxns     int           `json:"k8s_txns"`             // optimistic updates
+	MemRevKeys  int           `json:"memory_revision_keys"` // keys written 5 times each
+	CompactKeys int           `json:"compaction_keys"`      // keys written 5 times, then compacted
+	DefragMiB   int           `json:"defrag_mib"`           // key+value bytes written before the defrag
+	MaintWarmup time.Duration `json:"maintenance_warmup_ns"`
+	MaintTail   time.Duration `json:"maintenance_tail_ns"`
 }
 
 // Modes: full is what docs/performance.md reports; quick takes a few minutes;
 // tiny only proves the plumbing (its numbers mean nothing).
 var Modes = map[string]Sizes{
 	"full": {Rounds: 5, FsyncCount: 5000, Put1: 10000, Put100: 100000, Put1000: 200000,
-		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute},
+		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute,
+		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
+		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
-		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute},
+		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
+		PageKeys: 10000, PageScans: 100, K8sObjects: 5000, K8sTxns: 10000, MemRevKeys: 20000,
+		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second},
 	"tiny": {Rounds: 2, FsyncCount: 101, Put1: 101, Put100: 200, Put1000: 1000,
-		Range1: 101, Range100: 200, Txn1: 101, Txn100: 200, MemKeys: 300, RunTimeout: time.Minute},
+		Range1: 101, Range100: 200, Txn1: 101, Txn100: 200, MemKeys: 300, RunTimeout: time.Minute,
+		PageKeys: 1200, PageScans: 6, K8sObjects: 1000, K8sTxns: 300, MemRevKeys: 300,
+		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond},
 }
 
 const (
@@ -63,14 +79,18 @@ type runOut struct {
 	m        *Measurement
 	values   map[string]float64
 	expected int // requests the run should have accounted for (0: not a load)
+	// parts are the run's other request streams (a fill, the lists next to
+	// the updates, ...): their failed requests fail the run just the same.
+	parts []PartResult
 }
 
 type workload struct {
-	name    string
-	desc    string
-	server  bool // false: a machine measurement (the fsync floor)
-	metrics []metricDef
-	run     func(ctx context.Context, r *runner, s *server) (runOut, error)
+	name       string
+	desc       string
+	server     bool     // false: a machine measurement (the fsync floor)
+	serverArgs []string // extra server flags (both sides get the same)
+	metrics    []metricDef
+	run        func(ctx context.Context, r *runner, s *server) (runOut, error)
 }
 
 // loadValues extracts the load metrics; p99 is left out (and the run then
@@ -113,21 +133,36 @@ func workloads(sz Sizes) []workload {
 			"range", rangeKey, "--consistency", "s"),
 		txnWorkload("txn-1c", "txn compare(mod_revision)+put, 1 client / 1 connection (harness generator)", 1, 1, sz.Txn1),
 		txnWorkload("txn-100c", "txn compare(mod_revision)+put, 100 clients / 10 connections (harness generator)", 100, 10, sz.Txn100),
+		k8sWorkload(sz),
+		pagingWorkload(sz),
 		{
 			name: "memory", server: true,
-			desc: fmt.Sprintf("RSS and backend size after %d puts of distinct 64 B keys with 256 B values", sz.MemKeys),
-			metrics: []metricDef{
-				{"rss_mib", "RSS (VmRSS)", "MiB", false},
-				{"hwm_mib", "peak RSS (VmHWM)", "MiB", false},
-				{"db_mib", "backend size (Status.dbSize)", "MiB", false},
-				{"db_in_use_mib", "backend in use (Status.dbSizeInUse)", "MiB", false},
-				{"datadir_mib", "data dir disk usage (du)", "MiB", false},
-			},
+			desc:    fmt.Sprintf("RSS and backend size after %d puts of distinct 64 B keys with 256 B values", sz.MemKeys),
+			metrics: memoryMetrics,
 			run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
-				return memoryRun(ctx, r, s, sz.MemKeys)
+				return memoryRun(ctx, r, s, sz.MemKeys, 1)
 			},
 		},
+		{
+			name: "memory-revisions", server: true, serverArgs: []string{"--quota-backend-bytes", bigQuota},
+			desc: fmt.Sprintf("RSS and backend size after %d distinct 64 B keys with 256 B values are each put 5 times "+
+				"(%d puts, no compaction; quota 8 GiB on both sides)", sz.MemRevKeys, 5*sz.MemRevKeys),
+			metrics: memoryMetrics,
+			run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+				return memoryRun(ctx, r, s, sz.MemRevKeys, 5)
+			},
+		},
+		compactionWorkload(sz),
+		defragWorkload(sz),
 	}
+}
+
+var memoryMetrics = []metricDef{
+	{"rss_mib", "RSS (VmRSS)", "MiB", false},
+	{"hwm_mib", "peak RSS (VmHWM)", "MiB", false},
+	{"db_mib", "backend size (Status.dbSize)", "MiB", false},
+	{"db_in_use_mib", "backend in use (Status.dbSizeInUse)", "MiB", false},
+	{"datadir_mib", "data dir disk usage (du)", "MiB", false},
 }
 
 func toolWorkload(name, desc string, clients, conns, total int, sub ...string) workload {
@@ -185,13 +220,17 @@ func (r *runner) benchmark(ctx context.Context, s *server, clients, conns int, a
 	return &m, nil
 }
 
-func memoryRun(ctx context.Context, r *runner, s *server, keys int) (runOut, error) {
+// memoryRun puts keys distinct 64 B keys writes times each (in rounds over
+// the key space: --sequential-keys cycles through it), then reads the
+// server's RSS, backend size and data dir size.
+func memoryRun(ctx context.Context, r *runner, s *server, keys, writes int) (runOut, error) {
+	total := keys * writes
 	m, err := r.benchmark(ctx, s, 100, 10, "put", "--key-size", "64", "--val-size", strconv.Itoa(valSize),
-		"--sequential-keys", "--key-space-size", strconv.Itoa(keys), "--total", strconv.Itoa(keys))
+		"--sequential-keys", "--key-space-size", strconv.Itoa(keys), "--total", strconv.Itoa(total))
 	if err != nil {
-		return runOut{m: m, expected: keys}, err
+		return runOut{m: m, expected: total}, err
 	}
-	out := runOut{m: m, expected: keys}
+	out := runOut{m: m, expected: total}
 	if m.Errors > 0 {
 		return out, nil
 	}

@@ -69,7 +69,7 @@ func run() int {
 	}
 	if *list {
 		for _, w := range harness.WorkloadList(sizes) {
-			fmt.Printf("%-14s %s\n", w[0], w[1])
+			fmt.Printf("%-22s %s\n", w[0], w[1])
 		}
 		return 0
 	}
