@@ -89,6 +89,9 @@ func (ti *treeIndex) revisions(key, end []byte, atRev int64, limit int) (revs []
 		}
 		return []Revision{rev}, 1
 	}
+	if limit > 0 {
+		revs = make([]Revision, 0, min(limit, 4096))
+	}
 	ti.visit(key, end, func(ki *keyIndex) bool {
 		if rev, _, _, err := ki.get(atRev); err == nil {
 			if limit <= 0 || len(revs) < limit {

@@ -368,7 +368,7 @@ func (r *ReadTxn) FirstRev() int64 { return r.firstRev }
 // bound) at ro.Rev, with etcd's errors: %w ErrFutureRev, ErrCompacted. The
 // returned KeyValues are fresh and owned by the caller.
 func (r *ReadTxn) Range(key, end []byte, ro RangeOptions) (RangeResult, error) {
-	return r.s.rangeKeys(key, end, r.rev, ro, func(k []byte) ([]byte, bool) { return r.v.Get(schema.Key, k) })
+	return r.s.rangeKeys(key, end, r.rev, ro, r.v.Getter(schema.Key))
 }
 
 // End releases the transaction.
