@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,13 @@ type compatCase struct {
 	env   []string
 	stdin string
 	noEP  bool
+	// util runs etcdutl as the reference (the offline commands); args may
+	// then name files under "{ref}", the reference side's directory, so
+	// both binaries read the same file.
+	util bool
+	// copy, when set, copies {ref}/copy[0] to {tmp}/copy[1] on each side
+	// first (for commands that rewrite their file).
+	copy [2]string
 }
 
 func c(args ...string) compatCase { return compatCase{args: args} }
@@ -167,20 +175,28 @@ func compatCases() []compatCase {
 			c("--endpoints=127.0.0.1:1,{ep}", "--command-timeout=1s", "endpoint", "hashkv", "-w", f).bare())
 	}
 	add(c(dead, "--command-timeout=1s", "endpoint", "status", "--cluster").bare())
+	add(operatorCases()...)
 	return cs
 }
 
 func TestCompatWithEtcdctl(t *testing.T) {
 	f := getFixture(t)
-	eps := map[string]string{f.refEP: "<ep>", f.ourEP: "<ep>"}
+	refTmp, ourTmp := t.TempDir(), t.TempDir()
+	eps := map[string]string{f.refEP: "<ep>", f.ourEP: "<ep>", refTmp: "<tmp>", ourTmp: "<tmp>"}
 	for i, k := range compatCases() {
 		name := k.name
 		if name == "" {
 			name = fmt.Sprintf("%03d %s", i, strings.Join(k.args, " "))
 		}
 		ok := t.Run(name, func(t *testing.T) {
-			ref := runBinary(t, f.etcdctl, k.argsFor(f.refEP), k.envFor(f.refEP), k.stdin)
-			our := runBinary(t, f.cairnctl, k.argsFor(f.ourEP), k.envFor(f.ourEP), k.stdin)
+			refBin := f.etcdctl
+			if k.util {
+				refBin = f.etcdutl
+			}
+			k.prepare(t, refTmp, refTmp)
+			k.prepare(t, refTmp, ourTmp)
+			ref := runBinary(t, refBin, k.argsFor(f.refEP, refTmp, refTmp), k.envFor(f.refEP), k.stdin)
+			our := runBinary(t, f.cairnctl, k.argsFor(f.ourEP, refTmp, ourTmp), k.envFor(f.ourEP), k.stdin)
 			t.Logf("etcdctl exit %d\nstdout:\n%sstderr:\n%s", ref.code,
 				quoteLines(normalise(ref.stdout, eps)), quoteLines(normalise(ref.stderr, eps)))
 			f.checkServers(t)
@@ -193,15 +209,31 @@ func TestCompatWithEtcdctl(t *testing.T) {
 	}
 }
 
-func (k compatCase) argsFor(ep string) []string {
+func (k compatCase) argsFor(ep, ref, tmp string) []string {
 	var out []string
-	if !k.noEP {
+	if !k.noEP && !k.util {
 		out = append(out, "--endpoints="+ep)
 	}
+	r := strings.NewReplacer("{ep}", ep, "{ref}", ref, "{tmp}", tmp)
 	for _, a := range k.args {
-		out = append(out, strings.ReplaceAll(a, "{ep}", ep))
+		out = append(out, r.Replace(a))
 	}
 	return out
+}
+
+// prepare copies the case's file, if any, from ref into tmp.
+func (k compatCase) prepare(t *testing.T, ref, tmp string) {
+	t.Helper()
+	if k.copy[0] == "" {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(ref, k.copy[0]))
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, k.copy[1]), b, 0o600); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
 }
 
 func (k compatCase) envFor(ep string) []string {

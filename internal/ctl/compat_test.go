@@ -50,6 +50,7 @@ var serverFactories = map[string][2]startServer{
 // fixture is shared by every test in the binary and torn down by TestMain.
 type fixture struct {
 	etcdctl  string // reference binary
+	etcdutl  string // reference for the offline commands
 	cairnctl string // built from this module
 	refEP    string // server the reference runs against
 	ourEP    string // server cairnctl runs against
@@ -96,6 +97,7 @@ func newFixture(t *testing.T) fixture {
 	var f fixture
 	rel := refs.EtcdRelease(t, refs.Default)
 	f.etcdctl = rel.Etcdctl
+	f.etcdutl = rel.Etcdutl
 	root, err := os.MkdirTemp("", "cairnctl-compat-")
 	if err != nil {
 		return fixture{err: err}
@@ -232,6 +234,8 @@ func startServerBinary(t testing.TB, bin, dir string) (string, func(), <-chan st
 		"--initial-advertise-peer-urls", advertisedPeer,
 		"--initial-cluster", "default="+advertisedPeer,
 		"--initial-cluster-token", "cairnctl-compat",
+		// small enough for one put to raise NOSPACE (the alarm cases)
+		"--quota-backend-bytes", "1048576",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -350,6 +354,9 @@ var normalisers = []struct {
 	{regexp.MustCompile(`etcd-endpoints://0x[0-9a-f]+/`), `etcd-endpoints://<ptr>/`, false},
 	{regexp.MustCompile(`LocalAddr: '127\.0\.0\.1:\d+'`), `LocalAddr: '<addr>'`, false},
 	{regexp.MustCompile(`(?s)\ngoroutine \d+ \[running\]:\n.*`), "\n<stack>\n", false},
+	{regexp.MustCompile(`\bpc=0x[0-9a-f]+\]`), `pc=<pc>]`, false},
+	// a saved snapshot's size is the server's db size
+	{regexp.MustCompile(`"size":"[^"]*"`), `"size":"<size>"`, false},
 	// durations: "took = 1.2ms", "took":"1.2ms", "Took" : 1.2ms, table cells
 	{regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|ms|s|m)\b`), `<dur>`, true},
 	// the db size (in use) depends on when the server's backend committed

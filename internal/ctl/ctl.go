@@ -89,6 +89,11 @@ func (a *app) newRoot() *cobra.Command {
 		a.newTxnCommand(),
 		a.newCompactionCommand(),
 		a.newEndpointCommand(),
+		a.newMemberCommand(),
+		a.newAlarmCommand(),
+		a.newDefragCommand(),
+		a.newSnapshotCommand(),
+		a.newHashKVCommand(),
 		a.newVersionCommand(),
 	)
 	return root

@@ -70,13 +70,20 @@ func (a *app) applyEnv(fs *pflag.FlagSet) error {
 
 // logEnv writes one JSON log line in etcd's format to stderr.
 func (a *app) logEnv(level zapcore.Level, line int, msg, variable string) {
+	a.logAt(level, envLogCallerFile, line, msg, zap.String(envLogFieldVariable, variable))
+}
+
+// logAt writes one JSON log line in etcd's format to stderr, attributed to
+// file:line: the caller etcdctl's own line carries, so that tools grepping
+// the logs see the same bytes.
+func (a *app) logAt(level zapcore.Level, file string, line int, msg string, fields ...zap.Field) {
 	enc := zapcore.NewJSONEncoder(logutil.DefaultZapLoggerConfig.EncoderConfig)
 	core := zapcore.NewCore(enc, zapcore.AddSync(a.stderr), zapcore.DebugLevel)
 	ent := zapcore.Entry{
 		Level:   level,
 		Time:    time.Now(),
 		Message: msg,
-		Caller:  zapcore.NewEntryCaller(0, envLogCallerFile, line, true),
+		Caller:  zapcore.NewEntryCaller(0, file, line, true),
 	}
-	_ = core.Write(ent, []zapcore.Field{zap.String(envLogFieldVariable, variable)})
+	_ = core.Write(ent, fields)
 }

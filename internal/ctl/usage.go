@@ -21,6 +21,15 @@ func (a *app) usage(cmd *cobra.Command) error {
 	}
 	if cmd.HasSubCommands() {
 		fmt.Fprintf(tw, "API VERSION:\n  %s\n\n", APIVersion)
+	}
+	if cmd.Example != "" {
+		fmt.Fprint(tw, "Examples:\n")
+		for _, line := range strings.Split(cmd.Example, "\n") {
+			fmt.Fprintf(tw, "  %s\n", line)
+		}
+		fmt.Fprintln(tw)
+	}
+	if cmd.HasSubCommands() {
 		fmt.Fprint(tw, "COMMANDS:\n")
 		for _, sub := range descendants(cmd) {
 			if sub.Runnable() {

@@ -130,3 +130,56 @@ func (p *Fields) EndpointHashKV(hs []EndpointHashKV) error {
 	}
 	return nil
 }
+
+func (p *Fields) id(name string, id uint64) {
+	if p.hex {
+		p.printf("\"%s\" : %x\n", name, id)
+	} else {
+		p.printf("\"%s\" : %d\n", name, id)
+	}
+}
+
+func (p *Fields) MemberList(r clientv3.MemberListResponse) error {
+	p.hdr(r.Header)
+	for _, m := range r.Members {
+		p.id("ID", m.ID)
+		p.printf("\"Name\" : %q\n", m.Name)
+		for _, u := range m.PeerURLs {
+			p.printf("\"PeerURL\" : %q\n", u)
+		}
+		for _, u := range m.ClientURLs {
+			p.printf("\"ClientURL\" : %q\n", u)
+		}
+		p.println(`"IsLearner" :`, m.IsLearner)
+		p.println()
+	}
+	return nil
+}
+
+// Alarm dereferences the header as etcdctl does: `alarm disarm` answers
+// with no header, and etcdctl then panics (nil pointer), exit 2.
+func (p *Fields) Alarm(r clientv3.AlarmResponse) error {
+	p.hdr(r.Header)
+	for _, al := range r.Alarms {
+		p.id("MemberID", al.MemberID)
+		p.println(`"AlarmType" :`, al.Alarm)
+		p.println()
+	}
+	return nil
+}
+
+func (p *Fields) DBStatus(ds DBStatus) error {
+	p.println(`"Hash" :`, ds.Hash)
+	p.println(`"Revision" :`, ds.Revision)
+	p.println(`"Keys" :`, ds.TotalKey)
+	p.println(`"Size" :`, ds.TotalSize)
+	p.println(`"Version" :`, ds.Version)
+	return nil
+}
+
+func (p *Fields) DBHashKV(h DBHashKV) error {
+	p.println(`"Hash" :`, h.Hash)
+	p.println(`"Hash revision" :`, h.HashRevision)
+	p.println(`"Compact revision" :`, h.CompactRevision)
+	return nil
+}

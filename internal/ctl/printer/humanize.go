@@ -19,3 +19,6 @@ func humanBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.0f %s", val, units[int(e)])
 }
+
+// HumanBytes is humanBytes for callers outside the printers (log fields).
+func HumanBytes(n uint64) string { return humanBytes(n) }

@@ -30,6 +30,11 @@ type Printer interface {
 	EndpointHealth([]EndpointHealth) error
 	EndpointStatus([]EndpointStatus) error
 	EndpointHashKV([]EndpointHashKV) error
+	MemberList(clientv3.MemberListResponse) error
+	Alarm(clientv3.AlarmResponse) error
+	// DBStatus and DBHashKV are etcdutl's results (snapshot status, hashkv).
+	DBStatus(DBStatus) error
+	DBHashKV(DBHashKV) error
 }
 
 // New returns the printer for a --write-out value, or nil for an unknown one.
@@ -71,6 +76,22 @@ type EndpointHashKV struct {
 	Resp *clientv3.HashKVResponse `json:"HashKV"`
 }
 
+// DBStatus is `snapshot status` of a bbolt file, as etcdutl reports it.
+type DBStatus struct {
+	Hash      uint32 `json:"hash"`
+	Revision  int64  `json:"revision"`
+	TotalKey  int    `json:"totalKey"`
+	TotalSize int64  `json:"totalSize"`
+	Version   string `json:"version"` // meta/storageVersion, "" when absent
+}
+
+// DBHashKV is etcdutl's `hashkv` of a bbolt file.
+type DBHashKV struct {
+	Hash            uint32 `json:"hash"`
+	HashRevision    int64  `json:"hashRevision"`
+	CompactRevision int64  `json:"compactRevision"`
+}
+
 // UnsupportedError says a format cannot show a kind of result.
 type UnsupportedError struct{ Format string }
 
@@ -103,10 +124,14 @@ type unsupported struct{ format string }
 func (u unsupported) Format() string { return u.format }
 func (u unsupported) err() error     { return &UnsupportedError{Format: u.format} }
 
-func (u unsupported) Get(clientv3.GetResponse) error        { return u.err() }
-func (u unsupported) Put(clientv3.PutResponse) error        { return u.err() }
-func (u unsupported) Del(clientv3.DeleteResponse) error     { return u.err() }
-func (u unsupported) Txn(clientv3.TxnResponse) error        { return u.err() }
-func (u unsupported) EndpointHealth([]EndpointHealth) error { return u.err() }
-func (u unsupported) EndpointStatus([]EndpointStatus) error { return u.err() }
-func (u unsupported) EndpointHashKV([]EndpointHashKV) error { return u.err() }
+func (u unsupported) Get(clientv3.GetResponse) error               { return u.err() }
+func (u unsupported) Put(clientv3.PutResponse) error               { return u.err() }
+func (u unsupported) Del(clientv3.DeleteResponse) error            { return u.err() }
+func (u unsupported) Txn(clientv3.TxnResponse) error               { return u.err() }
+func (u unsupported) EndpointHealth([]EndpointHealth) error        { return u.err() }
+func (u unsupported) EndpointStatus([]EndpointStatus) error        { return u.err() }
+func (u unsupported) EndpointHashKV([]EndpointHashKV) error        { return u.err() }
+func (u unsupported) MemberList(clientv3.MemberListResponse) error { return u.err() }
+func (u unsupported) Alarm(clientv3.AlarmResponse) error           { return u.err() }
+func (u unsupported) DBStatus(DBStatus) error                      { return u.err() }
+func (u unsupported) DBHashKV(DBHashKV) error                      { return u.err() }

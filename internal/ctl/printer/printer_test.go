@@ -99,3 +99,40 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestOperatorPrinters(t *testing.T) {
+	ml := clientv3.MemberListResponse{
+		Header:  &pb.ResponseHeader{ClusterId: 0xabc, MemberId: 0x1f, RaftTerm: 2},
+		Members: []*pb.Member{{ID: 0x1f, Name: "n1", PeerURLs: []string{"http://p:1"}, ClientURLs: []string{"http://c:1", "http://c:2"}}, {ID: 0x2, PeerURLs: []string{"http://p:2"}, IsLearner: true}},
+	}
+	for _, tc := range []struct {
+		format string
+		hex    bool
+		want   string
+	}{
+		{"simple", false, "1f, started, n1, http://p:1, http://c:1,http://c:2, false\n2, unstarted, , http://p:2, , true\n"},
+		{"json", true, `{"header":{"cluster_id":"abc","member_id":"1f","raft_term":2},"members":[{"ID":"1f","name":"n1","peerURLs":["http://p:1"],"clientURLs":["http://c:1","http://c:2"]},{"ID":"2","peerURLs":["http://p:2"],"isLearner":true}]}` + "\n"},
+		{"fields", true, "\"ClusterID\" : abc\n\"MemberID\" : 1f\n\"RaftTerm\" : 2\n\"ID\" : 1f\n\"Name\" : \"n1\"\n\"PeerURL\" : \"http://p:1\"\n" +
+			"\"ClientURL\" : \"http://c:1\"\n\"ClientURL\" : \"http://c:2\"\n\"IsLearner\" : false\n\n\"ID\" : 2\n\"Name\" : \"\"\n\"PeerURL\" : \"http://p:2\"\n\"IsLearner\" : true\n\n"},
+	} {
+		p, out, _ := newTest(tc.format, tc.hex)
+		if err := p.MemberList(ml); err != nil || out.String() != tc.want {
+			t.Errorf("%s: err %v\n got %q\nwant %q", tc.format, err, out.String(), tc.want)
+		}
+	}
+	al := clientv3.AlarmResponse{Alarms: []*pb.AlarmMember{{MemberID: 7, Alarm: pb.AlarmType_NOSPACE}}}
+	p, out, _ := newTest("simple", false)
+	if _ = p.Alarm(al); out.String() != "memberID:7 alarm:NOSPACE \n" {
+		t.Errorf("alarm simple %q", out.String())
+	}
+	p, out, _ = newTest("fields", false)
+	_ = p.DBStatus(DBStatus{Hash: 1, Revision: 2, TotalKey: 3, TotalSize: 4, Version: "3.6.0"})
+	if out.String() != "\"Hash\" : 1\n\"Revision\" : 2\n\"Keys\" : 3\n\"Size\" : 4\n\"Version\" : 3.6.0\n" {
+		t.Errorf("db status fields %q", out.String())
+	}
+	p, out, _ = newTest("simple", false)
+	_ = p.DBHashKV(DBHashKV{Hash: 9, HashRevision: 8, CompactRevision: -1})
+	if out.String() != "9, 8, -1\n" {
+		t.Errorf("hashkv simple %q", out.String())
+	}
+}

@@ -40,3 +40,11 @@ func (p *protobufPrinter) Del(r clientv3.DeleteResponse) error {
 func (p *protobufPrinter) Txn(r clientv3.TxnResponse) error {
 	return p.write((*pb.TxnResponse)(&r))
 }
+
+func (p *protobufPrinter) MemberList(r clientv3.MemberListResponse) error {
+	return p.write((*pb.MemberListResponse)(&r))
+}
+
+func (p *protobufPrinter) Alarm(r clientv3.AlarmResponse) error {
+	return p.write((*pb.AlarmResponse)(&r))
+}

@@ -2,6 +2,7 @@ package printer
 
 import (
 	"fmt"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"strings"
 )
 
@@ -52,5 +53,42 @@ func endpointHashKVTable(hs []EndpointHashKV) (hdr []string, rows [][]string) {
 	for _, h := range hs {
 		rows = append(rows, []string{h.Ep, fmt.Sprint(h.Resp.Hash), fmt.Sprint(h.Resp.HashRevision)})
 	}
+	return hdr, rows
+}
+
+func memberListTable(r clientv3.MemberListResponse) (hdr []string, rows [][]string) {
+	hdr = []string{"ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"}
+	for _, m := range r.Members {
+		status := "started"
+		if m.Name == "" {
+			status = "unstarted"
+		}
+		rows = append(rows, []string{
+			fmt.Sprintf("%x", m.ID),
+			status,
+			m.Name,
+			strings.Join(m.PeerURLs, ","),
+			strings.Join(m.ClientURLs, ","),
+			fmt.Sprint(m.IsLearner),
+		})
+	}
+	return hdr, rows
+}
+
+func dbStatusTable(ds DBStatus) (hdr []string, rows [][]string) {
+	hdr = []string{"hash", "revision", "total keys", "total size", "version"}
+	rows = [][]string{{
+		fmt.Sprintf("%x", ds.Hash),
+		fmt.Sprint(ds.Revision),
+		fmt.Sprint(ds.TotalKey),
+		humanBytes(uint64(ds.TotalSize)),
+		ds.Version,
+	}}
+	return hdr, rows
+}
+
+func dbHashKVTable(h DBHashKV) (hdr []string, rows [][]string) {
+	hdr = []string{"hash", "hash revision", "compact revision"}
+	rows = [][]string{{fmt.Sprint(h.Hash), fmt.Sprint(h.HashRevision), fmt.Sprint(h.CompactRevision)}}
 	return hdr, rows
 }

@@ -115,3 +115,30 @@ func (s *Simple) rows(rows [][]string) {
 		s.println(strings.Join(row, ", "))
 	}
 }
+
+func (s *Simple) MemberList(r clientv3.MemberListResponse) error {
+	_, rows := memberListTable(r)
+	s.rows(rows)
+	return nil
+}
+
+// Alarm prints each alarm with %+v: the protobuf's compact text form,
+// "memberID:<n> alarm:NOSPACE " (trailing space included).
+func (s *Simple) Alarm(r clientv3.AlarmResponse) error {
+	for _, al := range r.Alarms {
+		s.printf("%+v\n", al)
+	}
+	return nil
+}
+
+func (s *Simple) DBStatus(ds DBStatus) error {
+	_, rows := dbStatusTable(ds)
+	s.rows(rows)
+	return nil
+}
+
+func (s *Simple) DBHashKV(h DBHashKV) error {
+	_, rows := dbHashKVTable(h)
+	s.rows(rows)
+	return nil
+}

@@ -1,5 +1,7 @@
 package printer
 
+import clientv3 "go.etcd.io/etcd/client/v3"
+
 import (
 	"io"
 	"strings"
@@ -60,4 +62,22 @@ func padCenter(s string, n int) string {
 	gap := n - utf8.RuneCountInString(s)
 	left := gap / 2
 	return strings.Repeat(" ", left) + s + strings.Repeat(" ", gap-left)
+}
+
+func (p *tablePrinter) MemberList(r clientv3.MemberListResponse) error {
+	hdr, rows := memberListTable(r)
+	renderTable(p.w, hdr, rows)
+	return nil
+}
+
+func (p *tablePrinter) DBStatus(ds DBStatus) error {
+	hdr, rows := dbStatusTable(ds)
+	renderTable(p.w, hdr, rows)
+	return nil
+}
+
+func (p *tablePrinter) DBHashKV(h DBHashKV) error {
+	hdr, rows := dbHashKVTable(h)
+	renderTable(p.w, hdr, rows)
+	return nil
 }
