@@ -17,3 +17,15 @@ func (h header) fill(hp **pb.ResponseHeader) {
 		rh.Revision = h.m.Rev()
 	}
 }
+
+// fillNoRev fills a header without a revision, as etcd's Cluster service
+// answers (its member list is not tied to a key-value revision).
+func (h header) fillNoRev(hp **pb.ResponseHeader) {
+	if *hp == nil {
+		*hp = &pb.ResponseHeader{}
+	}
+	rh := *hp
+	rh.ClusterId = h.m.ClusterID()
+	rh.MemberId = h.m.ID()
+	rh.RaftTerm = h.m.Term()
+}

@@ -126,6 +126,6 @@ func (s *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 		return nil, toGRPCError(err)
 	}
 	resp := &pb.MemberListResponse{Members: ms}
-	s.hdr.fill(&resp.Header)
+	s.hdr.fillNoRev(&resp.Header)
 	return resp, nil
 }
