@@ -439,3 +439,18 @@ func TestBrokenServerIsMarkedFailed(t *testing.T) {
 		t.Errorf("results.md does not show the failure:\n%s", md)
 	}
 }
+
+func TestParseProcCPU(t *testing.T) {
+	// utime 250 and stime 50 ticks; the command name holds a space and a ')'.
+	stat := "4242 (cairn x)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 12 0 100 0 0\n"
+	d, err := parseProcCPU([]byte(stat))
+	if err != nil || d != 3*time.Second {
+		t.Fatalf("parseProcCPU = %v, %v; want 3s", d, err)
+	}
+	if _, err := parseProcCPU([]byte("4242 (x) S 1 2")); err == nil {
+		t.Fatal("short stat accepted")
+	}
+	if d, err := procCPU(os.Getpid()); err != nil || d < 0 {
+		t.Fatalf("procCPU(self) = %v, %v", d, err)
+	}
+}

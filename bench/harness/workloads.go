@@ -72,6 +72,7 @@ var loadMetrics = []metricDef{
 	{"rps", "throughput", "req/s", true},
 	{"avg_ms", "mean latency", "ms", false},
 	{"p99_ms", "p99 latency", "ms", false},
+	{"cpu_us", "server CPU per request", "µs", false},
 }
 
 // runOut is what one workload run produced.
@@ -178,11 +179,16 @@ func toolWorkload(name, desc string, clients, conns, total int, sub ...string) w
 				}
 			}
 			args := append(append([]string{}, sub...), "--total", strconv.Itoa(total))
+			cpu0, cerr := procCPU(s.pid())
 			m, err := r.benchmark(ctx, s, clients, conns, args...)
 			if err != nil {
 				return runOut{m: m, expected: total}, err
 			}
-			return runOut{m: m, values: loadValues(*m), expected: total}, nil
+			v := loadValues(*m)
+			if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
+				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
+			}
+			return runOut{m: m, values: v, expected: total}, nil
 		},
 	}
 }
@@ -193,11 +199,16 @@ func txnWorkload(name, desc string, clients, conns, total int) workload {
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
 			l := txnLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: total,
 				keysPer: 16, valSize: valSize, reqTimeout: 10 * time.Second}
+			cpu0, cerr := procCPU(s.pid())
 			m, err := l.run(ctx)
 			if err != nil {
 				return runOut{m: &m, expected: total}, err
 			}
-			return runOut{m: &m, values: loadValues(m), expected: total}, nil
+			v := loadValues(m)
+			if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
+				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
+			}
+			return runOut{m: &m, values: v, expected: total}, nil
 		},
 	}
 }
