@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -201,6 +202,12 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	if err != nil {
 		return nil, err
 	}
+	metricsLs, err := listenMetrics(cfg.ListenMetricsURLs, clientTLS)
+	if err != nil {
+		m.closeListeners(peerLs)
+		return nil, err
+	}
+	peerLs = append(peerLs, metricsLs...) // closed the same way on failure
 	for _, u := range cfg.ListenClientURLs {
 		if (u.Scheme == "http" || u.Scheme == "unix") && clientTLS != nil {
 			lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", zap.String("client-url", u.String()))
@@ -238,7 +245,17 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		ProbeTimeout: scfg.RequestTimeout(),
 		EnablePprof:  cfg.EnablePprof,
 	})
-	for _, pl := range peerLs {
+	for _, ml := range metricsLs {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
+		m.peers = append(m.peers, hs)
+		lg.Info("serving metrics", zap.String("address", ml.url.String()))
+		go func(ml peerListener) {
+			if err := hs.Serve(ml.l); !isClosed(err) {
+				m.errc <- fmt.Errorf("metrics listener %s: %w", ml.url.String(), err)
+			}
+		}(ml)
+	}
+	for _, pl := range peerLs[:len(peerLs)-len(metricsLs)] {
 		hs := &http.Server{Handler: peerHandler(srv), ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
 		m.peers = append(m.peers, hs)
 		go func(pl peerListener) {
@@ -325,4 +342,33 @@ func applyTLSVersions(c *tls.Config, minV, maxV string) error {
 		c.MaxVersion = maxT
 	}
 	return nil
+}
+
+// listenMetrics binds the --listen-metrics-urls listeners, which serve
+// /metrics and the health endpoints over plain HTTP or, for https URLs, with
+// the client TLS settings (as etcd does).
+func listenMetrics(urls []url.URL, clientTLS *tls.Config) ([]peerListener, error) {
+	var out []peerListener
+	closeAll := func() {
+		for _, p := range out {
+			p.l.Close()
+		}
+	}
+	for _, u := range urls {
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on metrics url %s: %w", u.String(), err)
+		}
+		if u.Scheme == "https" {
+			if clientTLS == nil {
+				l.Close()
+				closeAll()
+				return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for metrics url %s with HTTPS scheme", u.String())
+			}
+			l = tls.NewListener(l, clientTLS)
+		}
+		out = append(out, peerListener{url: u, l: l})
+	}
+	return out, nil
 }

@@ -215,4 +215,23 @@ func exitStatus(err error) (syscall.WaitStatus, bool) {
 	return ws, false
 }
 
-var _ = fmt.Sprint
+
+
+// --listen-metrics-urls serves /metrics and the health endpoints on a port
+// of their own.
+func TestMetricsListener(t *testing.T) {
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", framework.FreePort(t, "127.0.0.1"))
+	m := framework.NewMember(t, framework.Cairn(t), "n1", "--listen-metrics-urls", metrics)
+	m.StartAndWait(20 * time.Second)
+	for path, want := range map[string]string{"/metrics": "etcd_server_has_leader 1", "/health": `{"health":"true","reason":""}`} {
+		resp, err := http.Get(metrics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("%s on the metrics URL: %d %.200s", path, resp.StatusCode, b)
+		}
+	}
+}
