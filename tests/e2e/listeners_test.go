@@ -215,8 +215,6 @@ func exitStatus(err error) (syscall.WaitStatus, bool) {
 	return ws, false
 }
 
-
-
 // --listen-metrics-urls serves /metrics and the health endpoints on a port
 // of their own.
 func TestMetricsListener(t *testing.T) {
