@@ -27,7 +27,6 @@ var NotYetSupported = []string{
 	"peer-cert-allowed-hostname", "peer-crl-file", "peer-skip-client-san-verification",
 	"client-crl-file", "client-cert-allowed-hostname", "cipher-suites",
 	"cors", "host-whitelist", "auth-token",
-	"listen-client-http-urls",
 	"enable-log-rotation", "log-rotation-config-json",
 	"enable-distributed-tracing", "distributed-tracing-address", "distributed-tracing-service-name",
 	"distributed-tracing-instance-id", "distributed-tracing-sampling-rate",

@@ -202,7 +202,18 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	if err != nil {
 		return nil, err
 	}
-	metricsLs, err := listenMetrics(cfg.ListenMetricsURLs, clientTLS)
+	for _, hu := range cfg.ListenClientHTTPURLs {
+		for _, cu := range cfg.ListenClientURLs {
+			if hu.String() == cu.String() {
+				m.closeListeners(peerLs)
+				return nil, fmt.Errorf("cannot bind both --listen-client-urls and --listen-client-http-urls on the same url %s", hu.String())
+			}
+		}
+	}
+	// --listen-metrics-urls and --listen-client-http-urls both get plain
+	// HTTP servers with the client handler; with the latter set, the client
+	// URLs serve gRPC only (as etcd).
+	metricsLs, err := listenMetrics(append(append([]url.URL{}, cfg.ListenMetricsURLs...), cfg.ListenClientHTTPURLs...), clientTLS)
 	if err != nil {
 		m.closeListeners(peerLs)
 		return nil, err
@@ -278,7 +289,11 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 				lg.Info("serving client traffic securely", zap.String("address", cl.url.Host))
 			}
 			go func(cl *clientListener) {
-				if err := cl.serve(gs, h); err != nil {
+				ch := h
+				if len(cfg.ListenClientHTTPURLs) > 0 {
+					ch = http.NotFoundHandler()
+				}
+				if err := cl.serve(gs, ch); err != nil {
 					m.errc <- fmt.Errorf("client listener %s: %w", cl.url.String(), err)
 				}
 			}(cl)
@@ -344,9 +359,10 @@ func applyTLSVersions(c *tls.Config, minV, maxV string) error {
 	return nil
 }
 
-// listenMetrics binds the --listen-metrics-urls listeners, which serve
-// /metrics and the health endpoints over plain HTTP or, for https URLs, with
-// the client TLS settings (as etcd does).
+// listenMetrics binds HTTP-only listeners (--listen-metrics-urls and
+// --listen-client-http-urls), which serve /metrics and the health endpoints
+// over plain HTTP or, for https URLs, with the client TLS settings (as etcd
+// does).
 func listenMetrics(urls []url.URL, clientTLS *tls.Config) ([]peerListener, error) {
 	var out []peerListener
 	closeAll := func() {

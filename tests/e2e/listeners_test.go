@@ -233,3 +233,38 @@ func TestMetricsListener(t *testing.T) {
 		}
 	}
 }
+
+// With --listen-client-http-urls the HTTP endpoints move to their own
+// listener and the client URLs serve gRPC only, as etcd does.
+func TestClientHTTPListener(t *testing.T) {
+	httpURL := fmt.Sprintf("http://127.0.0.1:%d", framework.FreePort(t, "127.0.0.1"))
+	m := framework.NewMember(t, framework.Cairn(t), "n1", "--listen-client-http-urls", httpURL)
+	m.StartAndWait(20 * time.Second) // gRPC on the client URL
+	resp, err := http.Get(httpURL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != `{"health":"true","reason":""}` {
+		t.Fatalf("/health on the client HTTP URL: %d %s", resp.StatusCode, b)
+	}
+	if resp, err := http.Get(m.Client + "/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("/health still served on the gRPC-only client URL")
+		}
+	}
+	// The same URL for both is refused at start.
+	same := framework.NewMember(t, framework.Cairn(t), "n2")
+	same.Extra = []string{"--listen-client-http-urls", same.Client}
+	same.Start()
+	select {
+	case <-same.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("member started with the same URL for gRPC and HTTP:\n%s", same.Log())
+	}
+	if !strings.Contains(same.Log(), "cannot bind both --listen-client-urls and --listen-client-http-urls on the same url") {
+		t.Fatalf("same URL for gRPC and HTTP not refused:\n%s", same.Log())
+	}
+}
