@@ -23,7 +23,8 @@ etcdctl --endpoints=https://127.0.0.1:2379 --dial-timeout=20s snapshot save /bac
 etcdctl snapshot save /mnt/backup/etcd/backup_$(date +%Y%m%d_%H%M%S).db`
 
 // newSnapshotCommand is etcdctl's `snapshot save` plus etcdutl's
-// `snapshot status` (etcdctl 3.6 has no status: it prints the group help).
+// `snapshot status` and `snapshot restore` (etcdctl 3.6 has neither: it
+// prints the group help).
 func (a *app) newSnapshotCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "snapshot <subcommand>",
@@ -43,6 +44,6 @@ The items in the lists are hash, revision, total keys, total size.
 `,
 		RunE: a.run(a.snapshotStatus),
 	}
-	cmd.AddCommand(save, status)
+	cmd.AddCommand(save, status, a.newSnapshotRestoreCommand())
 	return cmd
 }
