@@ -108,6 +108,13 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 	if last.Index == 0 {
 		return nil
 	}
+	// A failed backend commit leaves the store behind the log: stop the
+	// member (the one fatal path) rather than keep answering from state
+	// that is not on disk. A restart replays the WAL past the consistent
+	// index the backend last committed.
+	if err := s.be.Err(); err != nil {
+		return fmt.Errorf("backend commit failed: %w", err)
+	}
 	s.m.proposalsApplied.Set(float64(last.Index))
 	s.m.proposalsCommitted.Set(float64(s.CommittedIndex()))
 	s.applied.Trigger(last.Index)
