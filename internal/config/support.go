@@ -30,7 +30,7 @@ var NotYetSupported = []string{
 	"enable-log-rotation", "log-rotation-config-json",
 	"enable-distributed-tracing", "distributed-tracing-address", "distributed-tracing-service-name",
 	"distributed-tracing-instance-id", "distributed-tracing-sampling-rate",
-	"force-new-cluster", "memory-mlock", "socket-reuse-port", "socket-reuse-address",
+	"memory-mlock", "socket-reuse-port", "socket-reuse-address",
 	"unsafe-no-fsync", "enable-grpc-gateway", "corrupt-check-time", "downgrade-check-time",
 	"feature-gates",
 	"bootstrap-defrag-threshold-megabytes", "metrics",

@@ -114,9 +114,6 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 	for name, urls := range ic {
 		initial[name] = urls.StringSlice()
 	}
-	if len(initial) > 1 {
-		return server.Config{}, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(initial))
-	}
 	retention, err := compactor.ParseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention)
 	if err != nil {
 		return server.Config{}, err
@@ -150,6 +147,7 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		AutoCompactionMode:         cfg.AutoCompactionMode,
 		AutoCompactionRetention:    retention,
 		UnsafeNoFsync:              cfg.UnsafeNoFsync,
+		ForceNewCluster:            cfg.ForceNewCluster,
 	}, nil
 }
 

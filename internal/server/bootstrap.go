@@ -35,6 +35,11 @@ const (
 // to Start. On error everything opened so far is closed again.
 func bootstrap(cfg Config) (s *Server, err error) {
 	lg := cfg.Logger
+	if !wal.Exist(cfg.WALPath()) && len(cfg.InitialCluster) > 1 {
+		// Checked before anything is created, so a refused start leaves no
+		// data dir behind.
+		return nil, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(cfg.InitialCluster))
+	}
 	for _, d := range []string{cfg.DataDir, cfg.MemberDir(), cfg.SnapDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot access data directory: %w", err)
@@ -123,6 +128,7 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		if err != nil {
 			return nil, err
 		}
+
 		ids := make([]uint64, len(members))
 		for i, m := range members {
 			ids[i] = m.ID
@@ -180,6 +186,18 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		var meta pb.Metadata
 		if err := meta.Unmarshal(md); err != nil {
 			return nil, fmt.Errorf("decode wal metadata: %w", err)
+		}
+		if cfg.ForceNewCluster {
+			rv := be.Read()
+			ci, _, err := schema.ReadConsistentIndex(rv)
+			rv.End()
+			if err != nil {
+				return nil, fmt.Errorf("read consistent index: %w", err)
+			}
+			st, ents, err = forceNewCluster(lg, w, st, ents, confState, snapIndex, ci, meta.NodeID, meta.ClusterID)
+			if err != nil {
+				return nil, err
+			}
 		}
 		if snapshot != nil {
 			if err := ms.ApplySnapshot(*snapshot); err != nil {

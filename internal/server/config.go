@@ -83,6 +83,10 @@ type Config struct {
 	// revision minus that count.
 	AutoCompactionRetention time.Duration
 
+	// ForceNewCluster restarts an existing member as the only member of its
+	// cluster (--force-new-cluster; needs a WAL, ignored without one).
+	ForceNewCluster bool
+
 	// UnsafeNoFsync disables fsync (--unsafe-no-fsync): data loss on crash.
 	UnsafeNoFsync bool
 
