@@ -33,7 +33,7 @@ const (
 
 // bootstrap opens or creates the data dir and builds a Server that is ready
 // to Start. On error everything opened so far is closed again.
-func bootstrap(cfg Config) (s *Server, err error) {
+func bootstrap(cfg Config) (_ *Server, err error) {
 	lg := cfg.Logger
 	if !wal.Exist(cfg.WALPath()) && len(cfg.InitialCluster) > 1 {
 		// Checked before anything is created, so a refused start leaves no
@@ -45,7 +45,9 @@ func bootstrap(cfg Config) (s *Server, err error) {
 			return nil, fmt.Errorf("cannot access data directory: %w", err)
 		}
 	}
-	s = &Server{
+	// s is not the named result: closures below (metrics, fsync hooks) keep
+	// using it while the deferred clean-up runs after an error return.
+	s := &Server{
 		cfg:      cfg,
 		lg:       lg,
 		w:        newWaiters(),
@@ -186,6 +188,11 @@ func bootstrap(cfg Config) (s *Server, err error) {
 		var meta pb.Metadata
 		if err := meta.Unmarshal(md); err != nil {
 			return nil, fmt.Errorf("decode wal metadata: %w", err)
+		}
+		if ids := confIDs(confState, ents); !cfg.ForceNewCluster && len(ids) > 1 {
+			// Without peer transport such a member could never reach a
+			// quorum; say so instead of waiting for a leader forever.
+			return nil, fmt.Errorf("cairn does not support multi-member clusters yet: this data dir belongs to a cluster of %d members; --force-new-cluster restarts it as a one-member cluster", len(ids))
 		}
 		if cfg.ForceNewCluster {
 			rv := be.Read()

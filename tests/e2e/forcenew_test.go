@@ -63,9 +63,22 @@ func TestForceNewClusterOnEtcdMember(t *testing.T) {
 		m.Stop()
 	}
 
-	// cairn on m1's data dir, with m1's original flags plus --force-new-cluster.
+	// Without the flag, cairn refuses the data dir of a 3-member cluster in
+	// plain words rather than waiting for a quorum it cannot have.
 	cm := framework.NewMember(t, framework.Cairn(t), "m1")
 	cm.DataDir, cm.Client, cm.Peer = members[0].DataDir, members[0].Client, members[0].Peer
+	cm.OverrideArgs = members[0].OverrideArgs
+	cm.Start()
+	select {
+	case <-cm.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("cairn started a 3-member data dir without --force-new-cluster:\n%s", cm.Log())
+	}
+	if !strings.Contains(cm.Log(), "this data dir belongs to a cluster of 3 members; --force-new-cluster restarts it as a one-member cluster") {
+		t.Fatalf("refusal not explained (exit %v):\n%s", cm.ExitErr(), cm.Log())
+	}
+
+	// cairn on m1's data dir, with m1's original flags plus --force-new-cluster.
 	cm.OverrideArgs = append(members[0].OverrideArgs, "--force-new-cluster")
 	cm.StartAndWait(30 * time.Second)
 	if !cm.WaitLog("forcing restart member", time.Second) {
