@@ -44,7 +44,14 @@ func Binaries(t testing.TB) string {
 			return
 		}
 		for _, c := range []string{"cairn", "cairnctl"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, c), "./cmd/"+c)
+			args := []string{"build"}
+			if os.Getenv("CAIRN_TEST_RACE") != "" {
+				// Race-detector builds: every member's log is checked for
+				// reports when the test ends (see NewMember).
+				args = append(args, "-race")
+			}
+			args = append(args, "-o", filepath.Join(buildDir, c), "./cmd/"+c)
+			cmd := exec.Command("go", args...)
 			cmd.Dir = RepoRoot()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
@@ -116,7 +123,12 @@ func NewMember(t testing.TB, bin, name string, extra ...string) *Member {
 		Extra:   extra,
 		LogPath: filepath.Join(dir, name+".log"),
 	}
-	t.Cleanup(m.Kill)
+	t.Cleanup(func() {
+		m.Kill()
+		if strings.Contains(m.Log(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", m.Name, m.Log())
+		}
+	})
 	return m
 }
 
