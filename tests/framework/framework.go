@@ -65,6 +65,14 @@ func Binaries(t testing.TB) string {
 	return buildDir
 }
 
+// RemoveBinaries deletes what Binaries built; call it from TestMain after
+// the tests ran.
+func RemoveBinaries() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
 // Cairn is the path of the built cairn binary.
 func Cairn(t testing.TB) string { return filepath.Join(Binaries(t), "cairn") }
 
