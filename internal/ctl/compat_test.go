@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairnkv/cairn/tests/framework"
 	"github.com/cairnkv/cairn/tests/refs"
 )
 
@@ -77,6 +77,7 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(d)
 	}
 	stopsMu.Unlock()
+	framework.RemoveBinaries()
 	os.Exit(code)
 }
 
@@ -103,11 +104,7 @@ func newFixture(t *testing.T) fixture {
 		return fixture{err: err}
 	}
 	tmpRoots = append(tmpRoots, root)
-	f.cairnctl = filepath.Join(root, "cairnctl")
-	build := exec.Command("go", "build", "-o", f.cairnctl, "github.com/cairnkv/cairn/cmd/cairnctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fixture{err: fmt.Errorf("build cairnctl: %w\n%s", err, out)}
-	}
+	f.cairnctl = framework.Cairnctl(t)
 	name := os.Getenv("CAIRNCTL_COMPAT_SERVER")
 	if name == "" {
 		name = "etcd"
@@ -184,31 +181,11 @@ func startEtcd(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	return startServerBinary(t, refs.EtcdRelease(t, refs.Default).Etcd, dir)
 }
 
-var (
-	cairnOnce sync.Once
-	cairnBin  string
-	cairnErr  error
-)
-
-// startCairn builds cmd/cairn once and starts it like startEtcd.
+// startCairn starts the cairn binary the test framework built, like
+// startEtcd.
 func startCairn(t testing.TB, dir string) (string, func(), <-chan struct{}) {
 	t.Helper()
-	cairnOnce.Do(func() {
-		d, err := os.MkdirTemp("", "cairn-compat-bin-")
-		if err != nil {
-			cairnErr = err
-			return
-		}
-		tmpRoots = append(tmpRoots, d)
-		cairnBin = filepath.Join(d, "cairn")
-		if out, err := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnkv/cairn/cmd/cairn").CombinedOutput(); err != nil {
-			cairnErr = fmt.Errorf("build cairn: %w\n%s", err, out)
-		}
-	})
-	if cairnErr != nil {
-		t.Fatal(cairnErr)
-	}
-	return startServerBinary(t, cairnBin, dir)
+	return startServerBinary(t, framework.Cairn(t), dir)
 }
 
 // startServerBinary starts an etcd-compatible server binary with a fixed
@@ -301,15 +278,7 @@ func waitReady(ep string, exited <-chan struct{}, timeout time.Duration) error {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return framework.FreePort(t, "127.0.0.1") }
 
 // result is one run of a binary.
 type result struct {
