@@ -134,10 +134,11 @@ func ValidSnapshotEntries(lg *zap.Logger, dir string) ([]Snapshot, error) {
 			}
 			snaps = append(snaps, s)
 		case StateType:
-			state = raftpb.HardState{}
-			if err := state.Unmarshal(rec.Data); err != nil {
-				return d.badRecord(fmt.Errorf("%w: hard state: %v", ErrBadRecord, err))
+			st, err := decodeHardState(rec, d)
+			if err != nil {
+				return err
 			}
+			state = st
 		}
 		return nil
 	})
@@ -198,10 +199,11 @@ func Verify(lg *zap.Logger, dir string, snap Snapshot) (*raftpb.HardState, error
 				match = true
 			}
 		case StateType:
-			state = raftpb.HardState{}
-			if err := state.Unmarshal(rec.Data); err != nil {
-				return d.badRecord(fmt.Errorf("%w: hard state: %v", ErrBadRecord, err))
+			st, err := decodeHardState(rec, d)
+			if err != nil {
+				return err
 			}
+			state = st
 		case EntryType:
 			var e raftpb.Entry
 			if err := e.Unmarshal(rec.Data); err != nil {
@@ -220,4 +222,14 @@ func Verify(lg *zap.Logger, dir string, snap Snapshot) (*raftpb.HardState, error
 		return nil, fmt.Errorf("wal: snapshot index %d term %d: %w", snap.Index, snap.Term, ErrSnapshotNotFound)
 	}
 	return &state, nil
+}
+
+// decodeHardState decodes a state record; a malformed one is reported as a
+// bad record at the decoder's position.
+func decodeHardState(rec *Record, d *decoder) (raftpb.HardState, error) {
+	var st raftpb.HardState
+	if err := st.Unmarshal(rec.Data); err != nil {
+		return raftpb.HardState{}, d.badRecord(fmt.Errorf("%w: hard state: %v", ErrBadRecord, err))
+	}
+	return st, nil
 }

@@ -273,10 +273,11 @@ func (w *WAL) ReadAll() (metadata []byte, state raftpb.HardState, ents []raftpb.
 			}
 			w.enti = e.Index
 		case StateType:
-			state = raftpb.HardState{}
-			if uerr := state.Unmarshal(rec.Data); uerr != nil {
-				return nil, none, nil, d.badRecord(fmt.Errorf("%w: hard state: %v", ErrBadRecord, uerr))
+			st, serr := decodeHardState(&rec, d)
+			if serr != nil {
+				return nil, none, nil, serr
 			}
+			state = st
 		case MetadataType:
 			if metadata != nil && !bytes.Equal(metadata, rec.Data) {
 				return nil, none, nil, d.badRecord(ErrMetadataConflict)
