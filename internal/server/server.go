@@ -70,6 +70,7 @@ type Server struct {
 	leaderChangedAt atomic.Int64  // unix nanos of the last leader change
 	readyc          chan struct{} // closed once attributes are published
 	stopping        chan struct{}
+	deadlines       *sharedDeadline // bounds proposals' waits
 	stopOnce        sync.Once
 	done            chan struct{}
 	fatalOnce       sync.Once
@@ -113,6 +114,7 @@ func (s *Server) Stop() {
 		close(s.stopping)
 		s.node.Stop()
 		s.bg.Wait()
+		s.deadlines.stop()
 		s.kv.Close()
 		if err := s.be.Close(); err != nil {
 			s.lg.Warn("failed to close backend", zap.Error(err))
@@ -259,10 +261,11 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 		return applyResult{}, ErrRequestTooLarge
 	}
 	ch := s.w.Register(id, req)
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
-	defer cancel()
 	start := time.Now()
-	if err := s.node.Raft().Propose(cctx, data); err != nil {
+	// The request's own ctx says when the client gives up; dl bounds the
+	// wait as etcd's request timeout does, without a context per request.
+	dl := s.deadlines.get(start)
+	if err := s.node.Raft().Propose(dl, data); err != nil {
 		s.w.Cancel(id)
 		s.m.proposalsFailed.Inc()
 		switch {
@@ -271,21 +274,35 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 		case errors.Is(err, raft.ErrStopped):
 			return applyResult{}, ErrStopped
 		}
-		return applyResult{}, s.proposeCtxErr(cctx.Err(), start)
+		return applyResult{}, s.deadlineErr(dl, start)
 	}
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
 	select {
 	case r := <-ch:
 		return r, nil
-	case <-cctx.Done():
+	case <-ctx.Done():
 		s.w.Cancel(id)
 		s.m.proposalsFailed.Inc()
-		return applyResult{}, s.proposeCtxErr(cctx.Err(), start)
+		return applyResult{}, s.proposeCtxErr(ctx.Err(), start)
+	case <-dl.Done():
+		s.w.Cancel(id)
+		s.m.proposalsFailed.Inc()
+		return applyResult{}, s.deadlineErr(dl, start)
 	case <-s.stopping:
 		s.w.Cancel(id)
 		return applyResult{}, ErrStopped
 	}
+}
+
+// deadlineErr is the error for a proposal whose shared deadline context
+// ended: a timeout, or ErrStopped when the server cancelled it on the way
+// down.
+func (s *Server) deadlineErr(dl context.Context, start time.Time) error {
+	if errors.Is(dl.Err(), context.Canceled) {
+		return ErrStopped
+	}
+	return s.proposeCtxErr(context.DeadlineExceeded, start)
 }
 
 // maxGapApplyCommit bounds how far apply may lag commit before new
