@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
 	"github.com/cairnkv/cairn/internal/compactor"
 	"github.com/cairnkv/cairn/internal/config"
+	"github.com/cairnkv/cairn/internal/gctune"
 	"github.com/cairnkv/cairn/internal/server"
 )
 
@@ -56,6 +58,12 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 	defer lg.Sync()
 	boot, _ := config.BootstrapLogger()
 	config.WriteLogs(boot, lg, cfg.ParseLogs())
+
+	if !hasEnv(environ, "GOGC") {
+		// The operator's GOGC wins; otherwise give a small heap headroom.
+		gt := gctune.Start(gctune.DefaultCap, gctune.DefaultWindow)
+		defer gt.Stop()
+	}
 
 	if err := checkSupported(cfg); err != nil {
 		lg.Error("cairn cannot start with this configuration", zap.Error(err))
@@ -91,6 +99,16 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 		m.stop()
 		return 1
 	}
+}
+
+// hasEnv reports whether environ sets name (even to the empty string).
+func hasEnv(environ []string, name string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSupported refuses settings cairn does not act on yet.

@@ -54,6 +54,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		readyc:    make(chan struct{}),
 		stopping:  make(chan struct{}),
 		deadlines: newSharedDeadline(cfg.RequestTimeout()),
+		props:     newProposalQueue(),
 		done:      make(chan struct{}),
 		errc:      make(chan error, 1),
 	}

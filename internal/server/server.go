@@ -71,6 +71,7 @@ type Server struct {
 	readyc          chan struct{} // closed once attributes are published
 	stopping        chan struct{}
 	deadlines       *sharedDeadline // bounds proposals' waits
+	props           *proposalQueue  // proposals on their way to raft
 	stopOnce        sync.Once
 	done            chan struct{}
 	fatalOnce       sync.Once
@@ -90,8 +91,9 @@ func New(cfg Config) (*Server, error) {
 // Start runs the member's goroutines.
 func (s *Server) Start() {
 	s.node.Start()
-	s.bg.Add(3)
+	s.bg.Add(4)
 	go func() { defer s.bg.Done(); s.applyLoop() }()
+	go func() { defer s.bg.Done(); s.proposeLoop() }()
 	go func() { defer s.bg.Done(); s.rd.run() }()
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
@@ -265,17 +267,7 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	// The request's own ctx says when the client gives up; dl bounds the
 	// wait as etcd's request timeout does, without a context per request.
 	dl := s.deadlines.get(start)
-	if err := s.node.Raft().Propose(dl, data); err != nil {
-		s.w.Cancel(id)
-		s.m.proposalsFailed.Inc()
-		switch {
-		case errors.Is(err, raft.ErrProposalDropped):
-			return applyResult{}, ErrNoLeader
-		case errors.Is(err, raft.ErrStopped):
-			return applyResult{}, ErrStopped
-		}
-		return applyResult{}, s.deadlineErr(dl, start)
-	}
+	s.props.add(data)
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
 	select {

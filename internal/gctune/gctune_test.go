@@ -1,0 +1,111 @@
+package gctune
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, floor uint64
+		want        int
+	}{
+		{0, 0, 100},
+		{0, 64 * mib, maxPercent},
+		{16 * mib, 0, 100},
+		{1 * mib, 64 * mib, maxPercent},
+		{16 * mib, 64 * mib, 400},
+		{32 * mib, 64 * mib, 200},
+		{64 * mib, 64 * mib, 100},
+		{500 * mib, 64 * mib, 100},
+	} {
+		if got := Percent(tc.live, tc.floor); got != tc.want {
+			t.Errorf("Percent(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.floor/mib, got, tc.want)
+		}
+	}
+}
+
+func TestHeadroom(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		rate   float64
+		window time.Duration
+		want   uint64
+	}{
+		{0, time.Second, 0},
+		{10 * mib, 500 * time.Millisecond, 5 * mib},
+		{100 * mib, 500 * time.Millisecond, 50 * mib},
+		{1000 * mib, 500 * time.Millisecond, 64 * mib},
+	} {
+		if got := Headroom(tc.rate, tc.window, 64*mib); got != tc.want {
+			t.Errorf("Headroom(%v MiB/s, %v) = %d, want %d", tc.rate/mib, tc.window, got, tc.want)
+		}
+	}
+}
+
+// garbage allocates n bytes that die at once, so the tuner sees a rate.
+func garbage(n int) {
+	for i := 0; i < n/4096; i++ {
+		sink = make([]byte, 4096)
+	}
+}
+
+var sink []byte
+
+// The tuner follows the live heap from one collection to the next: GOGC
+// drops to 100 once live exceeds the floor, rises again when it shrinks, and
+// goes back to its old value on Stop.
+func TestTunerFollowsCollections(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	const limit = 8 << 20
+
+	// An hour's window: any allocation rate asks for the whole limit.
+	tu := Start(limit, time.Hour)
+	waitGOGC := func(what string, ok func(int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(tu.GOGC()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GOGC = %d, still not %s", tu.GOGC(), what)
+			}
+			garbage(1 << 20)
+			runtime.GC()
+			runtime.Gosched()
+		}
+	}
+	waitGOGC("raised for a small heap", func(p int) bool { return p > 100 })
+
+	big := make([]byte, 4*limit)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	waitGOGC("100 with a heap above the floor", func(p int) bool { return p == 100 })
+	runtime.KeepAlive(big)
+	big = nil
+	waitGOGC("raised again once the heap shrank", func(p int) bool { return p > 100 })
+
+	tu.Stop()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("after Stop GOGC = %d, want the 100 in force before Start", got)
+	}
+}
+
+// With a negligible allocation rate (a window of a nanosecond) GOGC stays 100.
+func TestTunerLeavesIdleProcessAlone(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	tu := Start(64<<20, time.Nanosecond)
+	defer tu.Stop()
+	for range 5 {
+		garbage(1 << 20)
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if got := tu.GOGC(); got != 100 {
+		t.Fatalf("GOGC = %d, want 100", got)
+	}
+}
