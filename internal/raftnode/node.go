@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -59,8 +60,9 @@ func (a Apply) NeedsPersist() bool {
 // Config configures a Node.
 type Config struct {
 	Logger *zap.Logger
-	// Raft is the started (or restarted) raft node this package drives.
-	Raft raft.Node
+	// Raft is the raft state machine this package drives. Once Start is
+	// called only the Node's loop goroutine touches it.
+	Raft *raft.RawNode
 	// Storage is the raft in-memory log the Raft node was created with.
 	Storage *raft.MemoryStorage
 	// Persister makes entries durable.
@@ -77,14 +79,23 @@ type Config struct {
 	OnLeaderChange func(lead, term uint64)
 	// OnCommitted receives the commit index of each Ready's hard state.
 	OnCommitted func(commit uint64)
+	// OnDropped receives the tokens of proposals raft refused (for example
+	// while leadership is being transferred); may be nil.
+	OnDropped func(tokens []uint64, err error)
 	// OnFatal is called once when persisting fails: the member cannot go on
 	// safely and must stop.
 	OnFatal func(error)
 }
 
-// Node drives a raft.Node. Create it with New, then Start it.
+// Node drives a raft.RawNode in one goroutine: ticks, proposals, requests
+// and the Ready loop all run there, so a proposal reaches the log, the disk
+// and the applier without a hand-off between raft's goroutine and ours.
+// Create it with New, then Start it.
 type Node struct {
 	cfg    Config
+	rn     *raft.RawNode
+	props  *proposalQueue
+	reqc   chan func() // run on the loop goroutine
 	applyc chan Apply
 	stopc  chan struct{}
 	donec  chan struct{}
@@ -101,6 +112,9 @@ type Node struct {
 func New(cfg Config, lastIndex uint64) *Node {
 	n := &Node{
 		cfg:    cfg,
+		rn:     cfg.Raft,
+		props:  newProposalQueue(),
+		reqc:   make(chan func()),
 		applyc: make(chan Apply, 64),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
@@ -113,9 +127,51 @@ func New(cfg Config, lastIndex uint64) *Node {
 // when the loop stops.
 func (n *Node) Apply() <-chan Apply { return n.applyc }
 
-// Raft returns the underlying raft node (for Propose, ReadIndex,
-// ApplyConfChange, Status).
-func (n *Node) Raft() raft.Node { return n.cfg.Raft }
+// Propose queues data for the log. It never blocks: proposals that arrive
+// together go to raft as one message. token identifies the proposal to
+// OnDropped. A proposal whose ctx is done by the time it would reach raft
+// is discarded (its proposer has given up); while no leader is known,
+// proposals wait in the queue.
+func (n *Node) Propose(ctx context.Context, token uint64, data []byte) {
+	n.props.add(proposal{ctx: ctx, token: token, data: data})
+}
+
+// ReadIndex asks raft for a read index; the answer comes through
+// OnReadStates with rctx. Raft drops the request when there is no leader.
+func (n *Node) ReadIndex(rctx []byte) error {
+	return n.do(func() { n.rn.ReadIndex(rctx) })
+}
+
+// ApplyConfChange applies a committed conf change to raft and returns the
+// new configuration, or nil once the node has stopped.
+func (n *Node) ApplyConfChange(cc raftpb.ConfChange) *raftpb.ConfState {
+	var cs *raftpb.ConfState
+	if err := n.do(func() { cs = n.rn.ApplyConfChange(cc) }); err != nil {
+		return nil
+	}
+	return cs
+}
+
+// Campaign makes this node start an election.
+func (n *Node) Campaign() error {
+	var err error
+	if derr := n.do(func() { err = n.rn.Campaign() }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// do runs f on the loop goroutine and waits for it.
+func (n *Node) do(f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.reqc <- func() { f(); close(done) }:
+	case <-n.donec:
+		return ErrStopped
+	}
+	<-done
+	return nil
+}
 
 // Storage is the in-memory raft log.
 func (n *Node) Storage() *raft.MemoryStorage { return n.cfg.Storage }
@@ -129,10 +185,10 @@ func (n *Node) Term() uint64 { return n.term.Load() }
 // IsLeader reports whether this member is the leader.
 func (n *Node) IsLeader() bool { return n.isLead.Load() }
 
-// Start runs the tick and Ready loops in a goroutine.
+// Start runs the loop in a goroutine.
 func (n *Node) Start() { go n.run() }
 
-// Stop stops the loops and the raft node and waits for them.
+// Stop stops the loop and waits for it.
 func (n *Node) Stop() {
 	n.stopped.Do(func() { close(n.stopc) })
 	<-n.donec
@@ -141,29 +197,80 @@ func (n *Node) Stop() {
 // Done is closed once the loop has stopped.
 func (n *Node) Done() <-chan struct{} { return n.donec }
 
-var errStopped = errors.New("raftnode: stopped")
+// ErrStopped is returned by requests made after the node stopped.
+var ErrStopped = errors.New("raftnode: stopped")
 
 func (n *Node) run() {
 	defer close(n.donec)
 	defer close(n.applyc)
-	defer n.cfg.Raft.Stop()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
+		// Ready work comes first: in the first round a restarted node has
+		// committed entries to replay; later rounds follow an event below.
+		if err := n.ready(); err != nil {
+			if !errors.Is(err, ErrStopped) && n.cfg.OnFatal != nil {
+				n.cfg.OnFatal(err)
+			}
+			return
+		}
 		select {
 		case <-ticker.C:
-			n.cfg.Raft.Tick()
-		case rd := <-n.cfg.Raft.Ready():
-			if err := n.handle(rd); err != nil {
-				if !errors.Is(err, errStopped) && n.cfg.OnFatal != nil {
-					n.cfg.OnFatal(err)
-				}
-				return
-			}
-			n.cfg.Raft.Advance()
+			n.rn.Tick()
+		case <-n.props.wake:
+		case f := <-n.reqc:
+			f()
 		case <-n.stopc:
 			return
 		}
+	}
+}
+
+// ready hands queued proposals to raft and handles Readys until raft has
+// nothing more. Proposals that arrived while a Ready was being persisted
+// join the next one, so they share its write and fsync, and the commit of
+// one batch travels in the same Ready as the entries of the next.
+func (n *Node) ready() error {
+	for {
+		n.propose()
+		if !n.rn.HasReady() {
+			return nil
+		}
+		rd := n.rn.Ready()
+		if err := n.handle(rd); err != nil {
+			return err
+		}
+		n.rn.Advance(rd)
+	}
+}
+
+// propose steps the queued proposals into raft as one MsgProp. Without a
+// known leader they stay queued (raft would drop them), as etcd's proposals
+// wait for a leader until their deadline.
+func (n *Node) propose() {
+	if n.rn.BasicStatus().Lead == raft.None {
+		return
+	}
+	batch := n.props.take()
+	if len(batch) == 0 {
+		return
+	}
+	ents := make([]raftpb.Entry, 0, len(batch))
+	for _, p := range batch {
+		if p.ctx != nil && p.ctx.Err() != nil {
+			continue
+		}
+		ents = append(ents, raftpb.Entry{Data: p.data})
+	}
+	if len(ents) == 0 {
+		return
+	}
+	if err := n.rn.Step(raftpb.Message{Type: raftpb.MsgProp, Entries: ents}); err != nil && n.cfg.OnDropped != nil {
+		tokens := make([]uint64, 0, len(batch))
+		for _, p := range batch {
+			tokens = append(tokens, p.token)
+		}
+		n.cfg.OnDropped(tokens, err)
 	}
 }
 
@@ -187,10 +294,18 @@ func (n *Node) handle(rd raft.Ready) error {
 
 	persisted := make(chan struct{})
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
-		select {
-		case n.applyc <- Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, durableBefore: n.durable.Load()}:
-		case <-n.stopc:
-			return errStopped
+		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, durableBefore: n.durable.Load()}
+		// While the applier is behind, keep serving requests: it may be
+		// waiting in ApplyConfChange for this very goroutine.
+		for sent := false; !sent; {
+			select {
+			case n.applyc <- ap:
+				sent = true
+			case f := <-n.reqc:
+				f()
+			case <-n.stopc:
+				return ErrStopped
+			}
 		}
 	}
 

@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -95,7 +94,6 @@ type harness struct {
 	// bootstrapNeedsPersist is NeedsPersist of the batch holding entry 1.
 	bootstrapNeedsPersist bool
 	n                     *Node
-	rn                    raft.Node
 	p                     *fakePersister
 	leader                chan uint64
 	fatalMu               sync.Mutex
@@ -108,11 +106,17 @@ type harness struct {
 func start(t *testing.T, p *fakePersister) *harness {
 	t.Helper()
 	ms := raft.NewMemoryStorage()
-	rn := raft.StartNode(&raft.Config{
+	rn, err := raft.NewRawNode(&raft.Config{
 		ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-	}, []raft.Peer{{ID: 1}})
-	h := &harness{rn: rn, p: p, leader: make(chan uint64, 16)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.Bootstrap([]raft.Peer{{ID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{p: p, leader: make(chan uint64, 16)}
 	h.n = New(Config{
 		Logger:         zap.NewNop(),
 		Raft:           rn,
@@ -133,9 +137,7 @@ func start(t *testing.T, p *fakePersister) *harness {
 	}, 0)
 	h.n.Start()
 	t.Cleanup(h.n.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := rn.Campaign(ctx); err != nil {
+	if err := h.n.Campaign(); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -192,14 +194,8 @@ func checkBatch(t *testing.T, p *fakePersister, ap Apply) {
 	}
 }
 
-func propose(t *testing.T, rn raft.Node, data string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := rn.Propose(ctx, []byte(data)); err != nil {
-		t.Fatal(err)
-	}
-}
+// barrier returns once the loop has handled everything queued before it.
+func (h *harness) barrier() error { return h.n.do(func() {}) }
 
 // TestEntriesPersistedBeforeApply: every proposed entry is durable before
 // the applier receives it as committed, every batch is durable once its
@@ -216,7 +212,8 @@ func TestEntriesPersistedBeforeApply(t *testing.T) {
 	const n = 200
 	go func() {
 		for i := range n {
-			if err := h.rn.Propose(context.Background(), fmt.Appendf(nil, "p%d", i)); err != nil {
+			h.n.Propose(nil, uint64(i), fmt.Appendf(nil, "p%d", i))
+			if i%7 == 0 && h.barrier() != nil {
 				return
 			}
 		}
@@ -289,7 +286,7 @@ func TestPersistedClosesOnlyAfterSave(t *testing.T) {
 		p.setGated(false)
 		close(p.release)
 	}()
-	go func() { _ = h.rn.Propose(context.Background(), []byte("x")) }()
+	h.n.Propose(nil, 1, []byte("x"))
 	deadline := time.After(wait)
 	// Release Saves until the batch with "x" arrives; the Save of the Ready
 	// that queued it is then blocked in entered (not yet released).
@@ -347,7 +344,8 @@ func TestSaveErrorIsFatal(t *testing.T) {
 	p.mu.Unlock()
 	go func() {
 		for i := 0; i < 10; i++ {
-			if h.rn.Propose(context.Background(), []byte("y")) != nil {
+			h.n.Propose(nil, uint64(i), []byte("y"))
+			if h.barrier() != nil {
 				return
 			}
 		}
@@ -395,8 +393,8 @@ func TestSaveErrorIsFatal(t *testing.T) {
 			}
 		}
 	}
-	if err := h.rn.Propose(context.Background(), []byte("z")); !errors.Is(err, raft.ErrStopped) {
-		t.Fatalf("raft node still running: Propose = %v", err)
+	if err := h.barrier(); !errors.Is(err, ErrStopped) {
+		t.Fatalf("loop still running: request = %v", err)
 	}
 	stopped := make(chan struct{})
 	go func() { h.n.Stop(); close(stopped) }()
@@ -423,12 +421,12 @@ func TestStopWhileApplierIsBehind(t *testing.T) {
 	p := newFakePersister()
 	h := start(t, p)
 	// Nobody reads Apply from here on: the 64-slot buffer fills.
+	// One Ready per proposal: the loop serves the barrier only between
+	// Readys or while blocked handing a batch over.
 	for i := 0; i < 2*cap(h.n.applyc)+8; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		err := h.rn.Propose(ctx, []byte("w"))
-		cancel()
-		if err != nil {
-			break // the loop is blocked; raft takes no more
+		h.n.Propose(nil, uint64(i), []byte("w"))
+		if err := h.barrier(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	stopped := make(chan struct{})
@@ -449,8 +447,8 @@ func TestStopWhileApplierIsBehind(t *testing.T) {
 	if errs := h.fatalErrs(); len(errs) != 0 {
 		t.Fatalf("Stop reported as fatal: %v", errs)
 	}
-	if err := h.rn.Propose(context.Background(), []byte("z")); !errors.Is(err, raft.ErrStopped) {
-		t.Fatalf("raft node still running: Propose = %v", err)
+	if err := h.barrier(); !errors.Is(err, ErrStopped) {
+		t.Fatalf("loop still running: request = %v", err)
 	}
 }
 
@@ -471,7 +469,10 @@ func TestRestartedLogNeedsNoPersist(t *testing.T) {
 			if err := ms.SetHardState(raftpb.HardState{Term: 1, Commit: 3}); err != nil {
 				t.Fatal(err)
 			}
-			rn := raft.RestartNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256})
+			rn, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256})
+			if err != nil {
+				t.Fatal(err)
+			}
 			p := newFakePersister()
 			n := New(Config{Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: p, TickInterval: time.Hour}, tc.lastIndex)
 			n.Start()

@@ -88,7 +88,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 				return err
 			}
 			err := s.applier.ConfChange(e, cc, func(cc raftpb.ConfChange) *raftpb.ConfState {
-				cs := s.node.Raft().ApplyConfChange(cc)
+				cs := s.node.ApplyConfChange(cc)
 				if cs != nil {
 					s.confState.set(*cs)
 				}

@@ -54,7 +54,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		readyc:    make(chan struct{}),
 		stopping:  make(chan struct{}),
 		deadlines: newSharedDeadline(cfg.RequestTimeout()),
-		props:     newProposalQueue(),
 		done:      make(chan struct{}),
 		errc:      make(chan error, 1),
 	}
@@ -119,7 +118,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	var (
 		lastIndex uint64 // last index durable in the WAL
 		w         *wal.WAL
-		rn        raft.Node
+		rn        *raft.RawNode
 		cl        *membership.Cluster
 		snapIndex uint64
 		confState raftpb.ConfState
@@ -162,7 +161,12 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		lg.Info("starting local member",
 			zap.String("local-member-id", membership.FormatID(local.ID)),
 			zap.String("cluster-id", membership.FormatID(cid)))
-		rn = raft.StartNode(rcfg, peers)
+		if rn, err = raft.NewRawNode(rcfg); err != nil {
+			return nil, fmt.Errorf("start raft: %w", err)
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
 	} else {
 		if cfg.NewCluster && len(cfg.InitialCluster) > 0 {
 			lg.Debug("initial cluster flags ignored: data dir already initialised")
@@ -235,7 +239,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			zap.String("cluster-id", membership.FormatID(meta.ClusterID)),
 			zap.String("local-member-id", membership.FormatID(meta.NodeID)),
 			zap.Uint64("commit-index", st.Commit))
-		rn = raft.RestartNode(rcfg)
+		if rn, err = raft.NewRawNode(rcfg); err != nil {
+			return nil, fmt.Errorf("restart raft: %w", err)
+		}
 	}
 	s.cl = cl
 	s.store = &raftStorage{w: w, ss: ss}
@@ -253,7 +259,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	}
 	kv, err := mvcc.New(be, mcfg)
 	if err != nil {
-		rn.Stop()
 		return nil, fmt.Errorf("open mvcc store: %w", err)
 	}
 	s.kv = kv
@@ -266,11 +271,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	}
 	rv.End()
 	if err != nil {
-		rn.Stop()
 		return nil, fmt.Errorf("read consistent index: %w", err)
 	}
 	if snapIndex > ci {
-		rn.Stop()
 		return nil, fmt.Errorf("database file (%s index %d) does not match with snapshot (index %d)", cfg.BackendPath(), ci, snapIndex)
 	}
 	s.applied = newIndexWaiter(snapIndex)
@@ -299,10 +302,15 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			}
 		},
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
-		OnFatal:     s.fatal,
+		OnDropped: func(ids []uint64, err error) {
+			for _, id := range ids {
+				s.w.Trigger(id, applyResult{err: proposalDropped(err)})
+			}
+		},
+		OnFatal: s.fatal,
 	}, lastIndex)
 	s.disk = newDiskGuard(cfg.MaxRequestBytes, cfg.SnapDir(), cfg.WALPath())
-	s.rd = newReader(lg, rn, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
+	s.rd = newReader(lg, s.node, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
 	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)
 	s.m.serverVersion.WithLabelValues(Version).Set(1)
 

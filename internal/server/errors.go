@@ -1,6 +1,10 @@
 package server
 
-import "errors"
+import (
+	"errors"
+
+	"go.etcd.io/raft/v3"
+)
 
 // Errors returned by the server. The API layer translates them to etcd's
 // gRPC errors (rpctypes) once, at the edge.
@@ -28,3 +32,12 @@ var (
 	// ErrNotSupported is returned for requests cairn does not serve yet.
 	ErrNotSupported = errors.New("server: not supported yet")
 )
+
+// proposalDropped translates raft refusing a proposal (no leader, or a
+// leadership transfer under way) into the client's error.
+func proposalDropped(err error) error {
+	if errors.Is(err, raft.ErrProposalDropped) {
+		return ErrNoLeader
+	}
+	return err
+}

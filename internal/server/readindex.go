@@ -25,11 +25,17 @@ func (b *readBatch) finish(err error) {
 	close(b.done)
 }
 
+// readIndexer asks raft for a read index (raftnode.Node); the answer comes
+// back through onReadStates.
+type readIndexer interface {
+	ReadIndex(rctx []byte) error
+}
+
 // reader runs the ReadIndex protocol for linearizable reads, batched: all
 // readers waiting at the start of a round share its single ReadIndex.
 type reader struct {
 	lg       *zap.Logger
-	node     raft.Node
+	node     readIndexer
 	ids      *reqIDGen
 	applied  *indexWaiter
 	timeout  time.Duration
@@ -41,7 +47,7 @@ type reader struct {
 	cur    *readBatch          // the batch new readers join
 }
 
-func newReader(lg *zap.Logger, node raft.Node, ids *reqIDGen, applied *indexWaiter, timeout time.Duration, stopping <-chan struct{}) *reader {
+func newReader(lg *zap.Logger, node readIndexer, ids *reqIDGen, applied *indexWaiter, timeout time.Duration, stopping <-chan struct{}) *reader {
 	return &reader{
 		lg: lg, node: node, ids: ids, applied: applied, timeout: timeout, stopping: stopping,
 		wake:   make(chan struct{}, 1),
@@ -127,21 +133,8 @@ func (r *reader) readIndex(deadline <-chan time.Time) (uint64, error) {
 	id := r.ids.Next()
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-deadline:
-		case <-r.stopping:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	if err := r.node.ReadIndex(ctx, rctx[:]); err != nil {
-		if errors.Is(err, raft.ErrStopped) {
-			return 0, ErrStopped
-		}
-		return 0, ErrTimeout
+	if err := r.node.ReadIndex(rctx[:]); err != nil {
+		return 0, ErrStopped
 	}
 	// raft drops a ReadIndex when there is no leader; retry it at a short
 	// interval until the deadline.

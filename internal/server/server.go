@@ -71,7 +71,6 @@ type Server struct {
 	readyc          chan struct{} // closed once attributes are published
 	stopping        chan struct{}
 	deadlines       *sharedDeadline // bounds proposals' waits
-	props           *proposalQueue  // proposals on their way to raft
 	stopOnce        sync.Once
 	done            chan struct{}
 	fatalOnce       sync.Once
@@ -91,9 +90,8 @@ func New(cfg Config) (*Server, error) {
 // Start runs the member's goroutines.
 func (s *Server) Start() {
 	s.node.Start()
-	s.bg.Add(4)
+	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.applyLoop() }()
-	go func() { defer s.bg.Done(); s.proposeLoop() }()
 	go func() { defer s.bg.Done(); s.rd.run() }()
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
@@ -267,7 +265,7 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	// The request's own ctx says when the client gives up; dl bounds the
 	// wait as etcd's request timeout does, without a context per request.
 	dl := s.deadlines.get(start)
-	s.props.add(data)
+	s.node.Propose(dl, id, data)
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
 	select {

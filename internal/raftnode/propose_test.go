@@ -1,4 +1,4 @@
-package server
+package raftnode
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 func TestProposalQueueBatchesInOrder(t *testing.T) {
 	q := newProposalQueue()
 	for i := range 5 {
-		q.add([]byte{byte(i)})
+		q.add(proposal{data: []byte{byte(i)}})
 	}
 	select {
 	case <-q.wake:
@@ -20,16 +20,16 @@ func TestProposalQueueBatchesInOrder(t *testing.T) {
 		t.Fatalf("took %d entries, want 5", len(ents))
 	}
 	for i, e := range ents {
-		if !bytes.Equal(e.Data, []byte{byte(i)}) {
-			t.Fatalf("entry %d = %v, want [%d]", i, e.Data, i)
+		if !bytes.Equal(e.data, []byte{byte(i)}) {
+			t.Fatalf("entry %d = %v, want [%d]", i, e.data, i)
 		}
 	}
 	if ents := q.take(); len(ents) != 0 {
 		t.Fatalf("second take got %d entries, want 0", len(ents))
 	}
 	// The slice handed out is never written again.
-	q.add([]byte{9})
-	if ents[0].Data[0] != 0 {
+	q.add(proposal{data: []byte{9}})
+	if ents[0].data[0] != 0 {
 		t.Fatal("a later add overwrote a taken batch")
 	}
 }
@@ -38,7 +38,7 @@ func TestProposalQueueSplitsLargeBatches(t *testing.T) {
 	q := newProposalQueue()
 	big := make([]byte, maxProposalBatchBytes/2+1)
 	for range 3 {
-		q.add(big)
+		q.add(proposal{data: big})
 	}
 	<-q.wake
 	for i := range 3 {
@@ -57,7 +57,7 @@ func TestProposalQueueSplitsLargeBatches(t *testing.T) {
 		}
 	}
 	// One entry over the limit still goes out alone.
-	q.add(make([]byte, maxProposalBatchBytes+1))
+	q.add(proposal{data: make([]byte, maxProposalBatchBytes+1)})
 	if ents := q.take(); len(ents) != 1 {
 		t.Fatalf("an oversized entry came out as %d entries", len(ents))
 	}

@@ -1,0 +1,77 @@
+package raftnode
+
+import (
+	"context"
+	"sync"
+)
+
+// proposal is one entry's data on its way to raft.
+type proposal struct {
+	ctx   context.Context // done when the proposer gave up; may be nil
+	token uint64
+	data  []byte
+}
+
+// proposalQueue gathers the proposals of concurrent requests so that the
+// loop hands them to raft as a single MsgProp per batch: a request does no
+// raft work of its own, and raft steps once per batch instead of once per
+// entry.
+//
+// Threading: add is called by any number of goroutines; take only by the
+// loop.
+type proposalQueue struct {
+	mu      sync.Mutex
+	pending []proposal
+	bytes   int
+	wake    chan struct{} // capacity 1: "pending became non-empty"
+}
+
+// maxProposalBatchBytes bounds one MsgProp, far below raft's limit on
+// uncommitted entries (a batch over that limit would be dropped whole).
+const maxProposalBatchBytes = 16 << 20
+
+func newProposalQueue() *proposalQueue {
+	return &proposalQueue{wake: make(chan struct{}, 1)}
+}
+
+// add queues one proposal for the loop.
+func (q *proposalQueue) add(p proposal) {
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	q.bytes += len(p.data)
+	first := len(q.pending) == 1
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take removes and returns the queued proposals, at most
+// maxProposalBatchBytes of them (at least one). The returned slice is the
+// caller's; the queue never writes to it again.
+func (q *proposalQueue) take() []proposal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes <= maxProposalBatchBytes {
+		ents := q.pending
+		q.pending, q.bytes = nil, 0
+		return ents
+	}
+	n, size := 0, 0
+	for n < len(q.pending) && (n == 0 || size+len(q.pending[n].data) <= maxProposalBatchBytes) {
+		size += len(q.pending[n].data)
+		n++
+	}
+	ents := q.pending[:n:n]
+	q.pending = append([]proposal(nil), q.pending[n:]...)
+	q.bytes -= size
+	// The rest goes out in the next round.
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return ents
+}
