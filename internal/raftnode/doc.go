@@ -1,6 +1,12 @@
-// Package raftnode runs a go.etcd.io/raft/v3 Node: it ticks it, drives its
-// Ready loop, makes the log durable and hands committed entries to the
-// applier. It knows nothing of what the entries mean.
+// Package raftnode runs a go.etcd.io/raft/v3 RawNode: it ticks it, feeds it
+// proposals, drives its Ready loop, makes the log durable and hands committed
+// entries to the applier. It knows nothing of what the entries mean.
+//
+// Threading: the RawNode is not safe for concurrent use, so one goroutine
+// (the loop) owns it. Proposals reach it through a queue (Propose never
+// blocks); read-index, conf-change and campaign requests run on the loop as
+// closures. Each round the loop first steps every queued proposal into raft
+// as one MsgProp, then handles Readys until raft has none.
 //
 // The Ready-loop contract, in the order each Ready is handled:
 //
@@ -24,6 +30,10 @@
 //     this Ready being durable (it waits for this before applying a snapshot).
 //  7. Advance.
 //
+// While step 3 waits for a slow applier the loop keeps serving requests, so
+// an applier blocked in ApplyConfChange cannot deadlock it.
+//
 // Batching: every proposal that arrives while a Ready is being persisted is
-// carried by the next Ready, so concurrent writers share one fsync.
+// carried by the next Ready, so concurrent writers share one fsync; on a
+// single voter that Ready also carries the commit of the previous batch.
 package raftnode
