@@ -49,6 +49,7 @@ func NewServer(m Member, o Options) *grpc.Server {
 		grpc.MaxRecvMsgSize(int(o.MaxRequestBytes)+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
+		grpc.ForceServerCodecV2(newCodec()),
 	)
 	if o.KeepaliveMinTime > 0 {
 		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
