@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // indexWaiter lets readers wait until the applied index reaches a value.
@@ -9,14 +10,18 @@ import (
 // Threading: Wait from any goroutine; Trigger from the apply goroutine with
 // non-decreasing indexes.
 type indexWaiter struct {
-	mu      sync.Mutex
-	applied uint64
+	mu sync.Mutex
+	// applied is written under mu and read without it (every proposal
+	// checks it).
+	applied atomic.Uint64
 	waits   map[uint64][]chan struct{}
 	// Invariant: every key of waits > applied.
 }
 
 func newIndexWaiter(applied uint64) *indexWaiter {
-	return &indexWaiter{applied: applied, waits: map[uint64][]chan struct{}{}}
+	w := &indexWaiter{waits: map[uint64][]chan struct{}{}}
+	w.applied.Store(applied)
+	return w
 }
 
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -25,7 +30,7 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 func (w *indexWaiter) Wait(idx uint64) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if idx <= w.applied {
+	if idx <= w.applied.Load() {
 		return closedCh
 	}
 	ch := make(chan struct{})
@@ -37,10 +42,10 @@ func (w *indexWaiter) Wait(idx uint64) <-chan struct{} {
 func (w *indexWaiter) Trigger(idx uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if idx <= w.applied {
+	if idx <= w.applied.Load() {
 		return
 	}
-	w.applied = idx
+	w.applied.Store(idx)
 	for i, chs := range w.waits {
 		if i <= idx {
 			for _, ch := range chs {
@@ -52,8 +57,4 @@ func (w *indexWaiter) Trigger(idx uint64) {
 }
 
 // Applied is the last triggered index.
-func (w *indexWaiter) Applied() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.applied
-}
+func (w *indexWaiter) Applied() uint64 { return w.applied.Load() }

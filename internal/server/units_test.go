@@ -180,8 +180,8 @@ func TestIndexWaiter(t *testing.T) {
 	defer w.mu.Unlock()
 	for idx := range w.waits {
 		// Invariant: every key of waits > applied.
-		if idx <= w.applied {
-			t.Fatalf("wait for %d kept with applied %d", idx, w.applied)
+		if idx <= w.applied.Load() {
+			t.Fatalf("wait for %d kept with applied %d", idx, w.applied.Load())
 		}
 	}
 }
