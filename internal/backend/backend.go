@@ -134,6 +134,14 @@ type Backend struct {
 	// err is sticky: once a commit failed every later write returns it.
 	err   error
 	hooks []func(*WriteTx) error
+	// rec records writes while a defrag copies; nil otherwise. Protected by
+	// wmu.
+	rec *defragLog
+
+	// defragMu runs defrags one at a time.
+	defragMu sync.Mutex
+	// retired counts replaced database files still being closed.
+	retired sync.WaitGroup
 
 	// epochMu protects cur. Readers RLock it only to take a reference;
 	// commits hold the write side while they swap epochs.
@@ -355,5 +363,23 @@ func (b *Backend) Close() error {
 	if cerr := b.db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close backend: %w", cerr)
 	}
+	b.retired.Wait()
 	return err
+}
+
+// beginEpochLocked is beginLocked for callers already holding epochMu.
+func (b *Backend) beginEpochLocked() error {
+	rtx, err := b.db.Begin(false)
+	if err != nil {
+		b.cur = newEpoch(nil)
+		return fmt.Errorf("begin read tx: %w", err)
+	}
+	b.updateSize(rtx)
+	b.cur = newEpoch(rtx)
+	wtx, err := b.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("begin write tx: %w", err)
+	}
+	b.wtx = wtx
+	return nil
 }

@@ -100,6 +100,7 @@ func (t *WriteTx) put(bucket, key, value []byte, seq bool) error {
 		return fmt.Errorf("put %q/%q: %w", bucket, key, err)
 	}
 	t.ops = append(t.ops, op{bucket: bucket, key: key, val: value})
+	t.b.record(recPut, bucket, key, value)
 	t.b.pending++
 	t.b.dirty = true
 	return nil
@@ -115,6 +116,7 @@ func (t *WriteTx) Delete(bucket, key []byte) error {
 		return fmt.Errorf("delete %q/%q: %w", bucket, key, err)
 	}
 	t.ops = append(t.ops, op{bucket: bucket, key: key, del: true})
+	t.b.record(recDelete, bucket, key, nil)
 	t.b.pending++
 	t.b.dirty = true
 	return nil
@@ -133,6 +135,7 @@ func (t *WriteTx) CreateBucket(name []byte) error {
 	if _, err := tx.CreateBucket(name); err != nil {
 		return fmt.Errorf("create bucket %q: %w", name, err)
 	}
+	t.b.record(recCreateBucket, name, nil, nil)
 	t.b.dirty = true
 	t.commit = true // so that views list the bucket (rare: start-up only)
 	return nil
@@ -151,6 +154,7 @@ func (t *WriteTx) DeleteBucket(name []byte) error {
 	if err := tx.DeleteBucket(name); err != nil {
 		return fmt.Errorf("delete bucket %q: %w", name, err)
 	}
+	t.b.record(recDeleteBucket, name, nil, nil)
 	t.b.dirty = true
 	t.commit = true
 	return nil
