@@ -1,5 +1,6 @@
-// Package gctune keeps the Go garbage collector from running too often while
-// the live heap is small.
+// Package gctune sizes the Go garbage collector's headroom for a member:
+// generous while the live heap is small and the member busy, tight once the
+// heap is large.
 //
 // With GOGC=100 the collector runs each time the heap grows by its live
 // size. A member's live heap is small next to its allocation rate (tens of
@@ -8,13 +9,17 @@
 // sixth of the process's CPU in marking and assists, much of it scanning the
 // stacks of parked request goroutines.
 //
+// A large member has the opposite problem: its live heap is the key index
+// (a few hundred bytes per key), and GOGC=100 lets the process grow to twice
+// that, which is most of its memory.
+//
 // After each collection the tuner sizes the heap's headroom (the garbage
 // allowed before the next collection) to what the process allocates in
-// Window at its current rate, at most Cap: a busy member collects about
-// twice a second instead of five to ten times, an idle or lightly loaded one
-// keeps GOGC=100 and its small footprint. The headroom is never below what
-// GOGC=100 gives, so once the live heap exceeds Cap the tuner changes
-// nothing and memory use is what it would be without it.
+// Window at its current rate, at most Cap, but never less than half the live
+// heap (GOGC=50): a small busy member collects about twice a second instead
+// of five to ten times; an idle one, and one whose live heap exceeds 2×Cap,
+// runs with GOGC=50 and needs about a quarter less memory than with the
+// default, for a few percent more CPU in the collector.
 package gctune
 
 import (
@@ -33,29 +38,33 @@ const (
 	DefaultWindow = 500 * time.Millisecond
 )
 
-// maxPercent bounds GOGC for a tiny heap (an idle member).
-const maxPercent = 1000
+// GOGC bounds: maxPercent for a tiny busy heap, minPercent otherwise.
+const (
+	minPercent = 50
+	maxPercent = 1000
+)
 
 // Headroom is the garbage to allow before the next collection when the
-// process allocates rate bytes per second: window's worth, at most limit.
-func Headroom(rate float64, window time.Duration, limit uint64) uint64 {
-	h := rate * window.Seconds()
-	if h >= float64(limit) {
-		return limit
+// process allocates rate bytes per second and live bytes survive: window's
+// worth of allocation, at most limit, and at least live/2.
+func Headroom(rate float64, window time.Duration, limit, live uint64) uint64 {
+	h := limit
+	if r := rate * window.Seconds(); r < float64(limit) {
+		h = uint64(r)
 	}
-	return uint64(h)
+	return max(h, live*minPercent/100)
 }
 
 // Percent is the GOGC value that makes the next collection start at about
-// live+headroom, never below 100 and never above maxPercent.
+// live+headroom, within [minPercent, maxPercent].
 func Percent(live, headroom uint64) int {
 	if live == 0 {
 		live = 1
 	}
 	p := headroom * 100 / live
 	switch {
-	case p < 100:
-		return 100
+	case p < minPercent:
+		return minPercent
 	case p > maxPercent:
 		return maxPercent
 	}
@@ -121,7 +130,8 @@ func (t *Tuner) adjust() {
 		rate = float64(total-t.lastTot) / dt
 	}
 	t.lastAt, t.lastTot = now, total
-	p := Percent(t.sample[0].Value.Uint64(), Headroom(rate, t.window, t.limit))
+	live := t.sample[0].Value.Uint64()
+	p := Percent(live, Headroom(rate, t.window, t.limit, live))
 	// Small changes are not worth a pacer update.
 	if d := p - t.last; d > t.last/10 || -d > t.last/10 {
 		debug.SetGCPercent(p)

@@ -13,14 +13,14 @@ func TestPercent(t *testing.T) {
 		live, floor uint64
 		want        int
 	}{
-		{0, 0, 100},
+		{0, 0, minPercent},
 		{0, 64 * mib, maxPercent},
-		{16 * mib, 0, 100},
+		{16 * mib, 0, minPercent},
 		{1 * mib, 64 * mib, maxPercent},
 		{16 * mib, 64 * mib, 400},
 		{32 * mib, 64 * mib, 200},
 		{64 * mib, 64 * mib, 100},
-		{500 * mib, 64 * mib, 100},
+		{500 * mib, 64 * mib, minPercent},
 	} {
 		if got := Percent(tc.live, tc.floor); got != tc.want {
 			t.Errorf("Percent(%d MiB, %d MiB) = %d, want %d", tc.live/mib, tc.floor/mib, got, tc.want)
@@ -33,15 +33,18 @@ func TestHeadroom(t *testing.T) {
 	for _, tc := range []struct {
 		rate   float64
 		window time.Duration
+		live   uint64
 		want   uint64
 	}{
-		{0, time.Second, 0},
-		{10 * mib, 500 * time.Millisecond, 5 * mib},
-		{100 * mib, 500 * time.Millisecond, 50 * mib},
-		{1000 * mib, 500 * time.Millisecond, 64 * mib},
+		{0, time.Second, 0, 0},
+		{0, time.Second, 10 * mib, 5 * mib},
+		{10 * mib, 500 * time.Millisecond, 4 * mib, 5 * mib},
+		{100 * mib, 500 * time.Millisecond, 20 * mib, 50 * mib},
+		{1000 * mib, 500 * time.Millisecond, 20 * mib, 64 * mib},
+		{1000 * mib, 500 * time.Millisecond, 300 * mib, 150 * mib},
 	} {
-		if got := Headroom(tc.rate, tc.window, 64*mib); got != tc.want {
-			t.Errorf("Headroom(%v MiB/s, %v) = %d, want %d", tc.rate/mib, tc.window, got, tc.want)
+		if got := Headroom(tc.rate, tc.window, 64*mib, tc.live); got != tc.want {
+			t.Errorf("Headroom(%v MiB/s, %v, live %d MiB) = %d, want %d", tc.rate/mib, tc.window, tc.live/mib, got, tc.want)
 		}
 	}
 }
@@ -56,8 +59,8 @@ func garbage(n int) {
 var sink []byte
 
 // The tuner follows the live heap from one collection to the next: GOGC
-// drops to 100 once live exceeds the floor, rises again when it shrinks, and
-// goes back to its old value on Stop.
+// drops to the minimum once live is well above the limit, rises again when
+// it shrinks, and goes back to its old value on Stop.
 func TestTunerFollowsCollections(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
@@ -83,7 +86,7 @@ func TestTunerFollowsCollections(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i)
 	}
-	waitGOGC("100 with a heap above the floor", func(p int) bool { return p == 100 })
+	waitGOGC("the minimum with a heap above twice the limit", func(p int) bool { return p == minPercent })
 	runtime.KeepAlive(big)
 	big = nil
 	waitGOGC("raised again once the heap shrank", func(p int) bool { return p > 100 })
@@ -94,8 +97,9 @@ func TestTunerFollowsCollections(t *testing.T) {
 	}
 }
 
-// With a negligible allocation rate (a window of a nanosecond) GOGC stays 100.
-func TestTunerLeavesIdleProcessAlone(t *testing.T) {
+// With a negligible allocation rate (a window of a nanosecond) GOGC is the
+// minimum: an idle member keeps a small footprint.
+func TestTunerKeepsIdleProcessSmall(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
 	tu := Start(64<<20, time.Nanosecond)
@@ -105,7 +109,7 @@ func TestTunerLeavesIdleProcessAlone(t *testing.T) {
 		runtime.GC()
 		runtime.Gosched()
 	}
-	if got := tu.GOGC(); got != 100 {
-		t.Fatalf("GOGC = %d, want 100", got)
+	if got := tu.GOGC(); got != minPercent {
+		t.Fatalf("GOGC = %d, want %d", got, minPercent)
 	}
 }
