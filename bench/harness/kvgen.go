@@ -91,13 +91,19 @@ func preload(ctx context.Context, cli *clientv3.Client, n int, key func(int) str
 
 // dialConns opens n client connections to endpoint; close closes them all.
 func dialConns(endpoint string, n int) (conns []*clientv3.Client, closeAll func(), err error) {
+	return dialConnsTo([]string{endpoint}, n)
+}
+
+// dialConnsTo opens n clients, each to all of endpoints (clientv3 balances
+// its requests over them and skips a member that is down).
+func dialConnsTo(endpoints []string, n int) (conns []*clientv3.Client, closeAll func(), err error) {
 	closeAll = func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}
 	for i := 0; i < n; i++ {
-		c, err := newClient(endpoint)
+		c, err := newClientTo(endpoints)
 		if err != nil {
 			closeAll()
 			return nil, func() {}, err
@@ -344,6 +350,7 @@ type k8sLoad struct {
 	objects    int
 	revs       []int64 // mod_revision of each object after the preload
 	reqTimeout time.Duration
+	onUpdate   func(rev int64, sent time.Time) // optional: each successful update
 }
 
 type k8sResult struct {
@@ -449,6 +456,9 @@ func (l k8sLoad) run(ctx context.Context) (k8sResult, error) {
 				default:
 					l.revs[j] = resp.Header.Revision
 					local = append(local, d.Seconds())
+					if l.onUpdate != nil {
+						l.onUpdate(resp.Header.Revision, t)
+					}
 				}
 			}
 		}(c)
@@ -478,23 +488,40 @@ func maxDuration(ctx context.Context) time.Duration {
 	return time.Hour
 }
 
-func k8sWorkload(sz Sizes) workload {
+// k8sWorkload is k8s-shape, or with watchers > 0 k8s-shape-watch: the same
+// load plus the apiserver's watch on the object prefix (k8sWatch).
+func k8sWorkload(sz Sizes, watchers int) workload {
 	const clients, conns = 100, 10
+	name, what := "k8s-shape", "kube-apiserver without watch"
+	metrics := []metricDef{
+		{"rps", "txn throughput", "txn/s", true},
+		{"avg_ms", "txn mean latency", "ms", false},
+		{"p99_ms", "txn p99 latency", "ms", false},
+		{"list_avg_ms", "list mean latency", "ms", false},
+		{"list_p99_ms", "list p99 latency", "ms", false},
+	}
+	if watchers > 0 {
+		name = "k8s-shape-watch"
+		what = fmt.Sprintf("kube-apiserver with watch (%d watchers on the object prefix from the preload's revision, "+
+			"one connection each, every update checked to arrive at every watcher in revision order; "+
+			"event latency = update sent → event received)", watchers)
+		metrics = append(metrics, metricDef{"watch_avg_ms", "watch event mean latency", "ms", false},
+			metricDef{"watch_p99_ms", "watch event p99 latency", "ms", false})
+	}
 	return workload{
-		name: "k8s-shape", server: true,
-		desc: fmt.Sprintf("kube-apiserver without watch: %d optimistic updates If(mod_revision==seen).Then(Put).Else(Get) "+
+		name: name, server: true,
+		desc: fmt.Sprintf("%s: %d optimistic updates If(mod_revision==seen).Then(Put).Else(Get) "+
 			"on a pool of %d objects (64 B keys, 1 KiB values), %d clients / %d connections each on its own objects; "+
 			"beside them a linearizable list (limit %d, count checked) every %s; "+
 			"list p99 as pkg/report (the max below 100 lists)",
-			sz.K8sTxns, sz.K8sObjects, clients, conns, pageLimit, k8sListEvery),
-		metrics: []metricDef{
-			{"rps", "txn throughput", "txn/s", true},
-			{"avg_ms", "txn mean latency", "ms", false},
-			{"p99_ms", "txn p99 latency", "ms", false},
-			{"list_avg_ms", "list mean latency", "ms", false},
-			{"list_p99_ms", "list p99 latency", "ms", false},
-		},
+			what, sz.K8sTxns, sz.K8sObjects, clients, conns, pageLimit, k8sListEvery),
+		metrics: metrics,
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+			if watchers > 0 {
+				if err := watchProbe(ctx, s.cli); err != nil {
+					return runOut{}, err
+				}
+			}
 			revs, err := preload(ctx, s.cli, sz.K8sObjects, func(i int) string {
 				return fixedKey(k8sPrefix, i, k8sKeyLen)
 			}, strings.Repeat("o", k8sValSize))
@@ -503,18 +530,34 @@ func k8sWorkload(sz Sizes) workload {
 			}
 			l := k8sLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: sz.K8sTxns,
 				objects: sz.K8sObjects, revs: revs, reqTimeout: 10 * time.Second}
+			var kw *k8sWatch
+			if watchers > 0 {
+				if kw, err = startK8sWatch(ctx, s.endpoint, slices.Max(revs)+1, watchers); err != nil {
+					return runOut{}, err
+				}
+				l.onUpdate = kw.updated
+			}
 			res, err := l.run(ctx)
 			out := runOut{m: &res.txn, expected: sz.K8sTxns,
 				parts: []PartResult{{Name: "lists", Expected: res.listsIssued, Measurement: &res.list}}}
+			var watchLats []float64
+			if kw != nil {
+				part, lats := kw.finish(ctx, max(30*time.Second, min(maxDuration(ctx)-5*time.Second, 5*time.Minute)))
+				out.parts, watchLats = append(out.parts, part), lats
+			}
 			if err != nil {
 				return out, err
 			}
-			if len(res.txnLats) == 0 || len(res.listLats) == 0 {
+			if len(res.txnLats) == 0 || len(res.listLats) == 0 || (kw != nil && len(watchLats) == 0) {
 				return out, nil // the failed requests fail the run
 			}
 			out.values = loadValues(res.txn)
 			out.values["list_avg_ms"] = mean(res.listLats) * 1000
 			out.values["list_p99_ms"] = pctl(sortedCopy(res.listLats), 99) * 1000
+			if kw != nil {
+				out.values["watch_avg_ms"] = mean(watchLats) * 1000
+				out.values["watch_p99_ms"] = pctl(sortedCopy(watchLats), 99) * 1000
+			}
 			return out, nil
 		},
 	}

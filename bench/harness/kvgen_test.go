@@ -151,9 +151,10 @@ func TestGeneratorsCountFailures(t *testing.T) {
 
 	// Paced load: a failing operation fails the measurement; the puts are
 	// all accounted for either way.
-	u, err := runUnderLoad(ctx, s.endpoint, 50*time.Millisecond, 50*time.Millisecond, func(context.Context) error {
-		return errors.New("boom")
-	})
+	u, err := runUnderLoad(ctx, []string{s.endpoint}, 50*time.Millisecond, 50*time.Millisecond,
+		func(context.Context, *pacedRun) (time.Time, error) {
+			return time.Time{}, errors.New("boom")
+		})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,16 +32,23 @@ const (
 // in flight, and the backlog is sent after it). Latency is measured from
 // send to response.
 type pacedPuts struct {
-	endpoint   string
+	endpoints  []string // each client connects to all of them (clientv3 balances)
 	rate       int
 	clients    int
 	keys       int
 	valSize    int
 	reqTimeout time.Duration
 	maxReqs    int // hard bound on requests issued
+	// Optional: the key and value of request i (default: maintPrefix keys
+	// in a key space of keys, a value of valSize bytes), and a hook called
+	// just before request i is sent.
+	key    func(i int) string
+	value  func(i int) string
+	onSend func(i int, t time.Time)
 }
 
 type putSample struct {
+	i     int
 	start time.Time
 	lat   time.Duration
 	err   string
@@ -67,7 +74,7 @@ type doneWaiter struct {
 }
 
 func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
-	conns, closeAll, err := dialConns(l.endpoint, l.clients)
+	conns, closeAll, err := dialConnsTo(l.endpoints, l.clients)
 	if err != nil {
 		return nil, err
 	}
@@ -108,13 +115,24 @@ func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
 					default:
 					}
 				}
-				k := fixedKey(maintPrefix, int(i)%l.keys, maintKeyLen)
+				k, v := "", val
+				if l.key != nil {
+					k = l.key(int(i))
+				} else {
+					k = fixedKey(maintPrefix, int(i)%l.keys, maintKeyLen)
+				}
+				if l.value != nil {
+					v = l.value(int(i))
+				}
 				rctx, cancel := context.WithTimeout(ctx, l.reqTimeout)
 				t := time.Now()
-				_, err := cli.Put(rctx, k, val)
+				if l.onSend != nil {
+					l.onSend(int(i), t)
+				}
+				_, err := cli.Put(rctx, k, v)
 				d := time.Since(t)
 				cancel()
-				s := putSample{start: t, lat: d}
+				s := putSample{i: int(i), start: t, lat: d}
 				if err != nil {
 					s.err = err.Error()
 				}
@@ -189,14 +207,18 @@ type underLoad struct {
 	during   []float64 // latency (s) of the puts that overlapped the operation, sorted
 	outside  []float64 // latency (s) of the others, sorted
 	opErr    error
+	opStart  time.Time
 	duration time.Duration
+	samples  []putSample
 }
 
 // runUnderLoad starts the paced put load, waits for warmup's worth of puts,
 // runs op, waits for tail's worth of puts after it, then stops the load.
-func runUnderLoad(ctx context.Context, endpoint string, warmup, tail time.Duration,
-	op func(context.Context) error) (underLoad, error) {
-	l := pacedPuts{endpoint: endpoint, rate: maintRate, clients: maintClients, keys: maintKeys, valSize: valSize,
+// op may return the time the operation proper started (after its own
+// preparation); zero means when op was called.
+func runUnderLoad(ctx context.Context, endpoints []string, warmup, tail time.Duration,
+	op func(context.Context, *pacedRun) (time.Time, error)) (underLoad, error) {
+	l := pacedPuts{endpoints: endpoints, rate: maintRate, clients: maintClients, keys: maintKeys, valSize: valSize,
 		reqTimeout: maintReqTimeout, maxReqs: int(maxDuration(ctx).Seconds()+1) * maintRate}
 	warmN := max(1, int(warmup.Seconds()*maintRate))
 	tailN := max(1, int(tail.Seconds()*maintRate))
@@ -213,12 +235,17 @@ func runUnderLoad(ctx context.Context, endpoint string, warmup, tail time.Durati
 		return res, err
 	}
 	opStart := time.Now()
-	res.opErr = op(ctx)
+	var t0 time.Time
+	t0, res.opErr = op(ctx, p)
 	opEnd := time.Now()
+	if !t0.IsZero() {
+		opStart = t0
+	}
+	res.opStart = opStart
 	res.opSecs = opEnd.Sub(opStart).Seconds()
 	tailErr := p.waitFor(ctx, tailN, slack(tail), "tail")
 	samples, elapsed, issued := p.finish()
-	res.issued, res.duration = issued, elapsed
+	res.issued, res.duration, res.samples = issued, elapsed, samples
 	var lats []float64
 	errs := map[string]int{}
 	for _, s := range samples {
@@ -316,10 +343,11 @@ func compactionWorkload(sz Sizes) workload {
 				return runOut{parts: []PartResult{fill}}, fmt.Errorf("revision after fill: %w", err)
 			}
 			rev := resp.Header.Revision
-			u, err := runUnderLoad(ctx, s.endpoint, sz.MaintWarmup, sz.MaintTail, func(ctx context.Context) error {
-				_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
-				return err
-			})
+			u, err := runUnderLoad(ctx, []string{s.endpoint}, sz.MaintWarmup, sz.MaintTail,
+				func(ctx context.Context, _ *pacedRun) (time.Time, error) {
+					_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
+					return time.Time{}, err
+				})
 			out := maintOut(u, []PartResult{fill})
 			if err != nil {
 				return out, err
@@ -355,10 +383,11 @@ func defragWorkload(sz Sizes) workload {
 			if err != nil {
 				return runOut{parts: []PartResult{fill}}, fmt.Errorf("status after fill: %w", err)
 			}
-			u, err := runUnderLoad(ctx, s.endpoint, sz.MaintWarmup, sz.MaintTail, func(ctx context.Context) error {
-				_, err := s.cli.Defragment(ctx, s.endpoint)
-				return err
-			})
+			u, err := runUnderLoad(ctx, []string{s.endpoint}, sz.MaintWarmup, sz.MaintTail,
+				func(ctx context.Context, _ *pacedRun) (time.Time, error) {
+					_, err := s.cli.Defragment(ctx, s.endpoint)
+					return time.Time{}, err
+				})
 			out := maintOut(u, []PartResult{fill})
 			if err != nil {
 				return out, err

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -70,7 +72,10 @@ func (res *Results) Markdown() string {
 	fmt.Fprintf(&b, "- duration: %s\n\n", res.Finished.Sub(res.Started).Round(1e9))
 	b.WriteString("Cells are median [min–max] over rounds. The ratio is cairn/etcd computed per round, then its median " +
 		"and [min–max]; for ↑ metrics above 1 is better for the system under test, for ↓ metrics below 1. " +
-		"A workload with any failed run or failed request is marked FAILED and not averaged in.\n\n")
+		"A workload with any failed run or failed request is marked FAILED and not averaged in. " +
+		"\"not supported\" means the system lacks the workload's feature (it refused a multi-member cluster, Watch answered " +
+		"Unimplemented, or it has no v2 API): not a failure, no numbers. The v2-* workloads run only against the v2 " +
+		"reference (etcd 3.4 with --enable-v2).\n\n")
 
 	for _, wr := range res.Workloads {
 		if wr.Name != floorName {
@@ -92,13 +97,24 @@ func (res *Results) Markdown() string {
 			res.SUT.Name, ref.Name, res.SUT.Name, ref.Name, res.SUT.Name, ref.Name)
 		b.WriteString("|---|---|---|---|---|---|---|\n")
 		for _, wr := range res.Workloads {
-			if wr.Name == floorName {
+			if wr.Name == floorName || !wr.ranOn(ref.Name) {
 				continue
 			}
 			errs := fmt.Sprintf("%d / %d", wr.errorsOf(res.SUT.Name), wr.errorsOf(ref.Name))
 			if wr.Failed {
 				fmt.Fprintf(&b, "| %s | **FAILED** | %s | | | | %s |\n", wr.Name,
 					mdEscape(strings.Join(wr.Failures, "; ")), errs)
+				continue
+			}
+			cell := func(sys string, st Stat) string {
+				if wr.notSupportedBy(sys) {
+					return "not supported"
+				}
+				return fmtStat(st)
+			}
+			if len(wr.Metrics) == 0 {
+				fmt.Fprintf(&b, "| %s | all | %s | %s | — | — | %s |\n", wr.Name, cell(res.SUT.Name, Stat{}),
+					cell(ref.Name, Stat{}), errs)
 				continue
 			}
 			for _, mr := range wr.Metrics {
@@ -112,7 +128,7 @@ func (res *Results) Markdown() string {
 					ratio, spread = fmtNum(rs.Median), fmtNum(rs.Min)+"–"+fmtNum(rs.Max)
 				}
 				fmt.Fprintf(&b, "| %s | %s (%s) %s | %s | %s | %s | %s | %s |\n", wr.Name, mr.Label, mr.Unit, arrow,
-					fmtStat(mr.BySystem[res.SUT.Name]), fmtStat(mr.BySystem[ref.Name]), ratio, spread, errs)
+					cell(res.SUT.Name, mr.BySystem[res.SUT.Name]), cell(ref.Name, mr.BySystem[ref.Name]), ratio, spread, errs)
 			}
 		}
 		b.WriteString("\n")
@@ -121,6 +137,9 @@ func (res *Results) Markdown() string {
 	b.WriteString("## Workloads\n\n")
 	for _, wr := range res.Workloads {
 		fmt.Fprintf(&b, "- `%s`: %s\n", wr.Name, wr.Desc)
+		for _, sys := range slices.Sorted(maps.Keys(wr.NotSupported)) {
+			fmt.Fprintf(&b, "  - not supported by %s: %s\n", sys, mdEscape(wr.NotSupported[sys]))
+		}
 	}
 	if len(res.Profiles) > 0 {
 		b.WriteString("\n## Profiles\n\n")

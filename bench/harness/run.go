@@ -34,6 +34,11 @@ type Config struct {
 	ProfileSeconds int
 	ProfileRefs    bool // profile the references too
 
+	// V2Ref is the server binary of the v2 reference (the v2-* workloads);
+	// "": Debian's etcd-server package (/usr/bin/etcd, etcd 3.4), installed
+	// with apt-get when missing.
+	V2Ref string
+
 	Log     io.Writer                  // progress log; nil: discard
 	OnStart func(pid int, name string) // called for every process started (tests)
 }
@@ -60,12 +65,15 @@ type Results struct {
 // WorkloadResult holds the raw runs of one workload and, unless a run
 // failed, the statistics over rounds.
 type WorkloadResult struct {
-	Name     string         `json:"name"`
-	Desc     string         `json:"description"`
-	Runs     []RunResult    `json:"runs"`
-	Failed   bool           `json:"failed"`
-	Failures []string       `json:"failures,omitempty"`
-	Metrics  []MetricResult `json:"metrics,omitempty"`
+	Name     string      `json:"name"`
+	Desc     string      `json:"description"`
+	Runs     []RunResult `json:"runs"`
+	Failed   bool        `json:"failed"`
+	Failures []string    `json:"failures,omitempty"`
+	// NotSupported maps a system to the reason it does not support the
+	// workload (no cluster, no Watch, no v2): not a failure, no values.
+	NotSupported map[string]string `json:"not_supported,omitempty"`
+	Metrics      []MetricResult    `json:"metrics,omitempty"`
 }
 
 // RunResult is one run of one workload against one system.
@@ -73,6 +81,7 @@ type RunResult struct {
 	System      string             `json:"system"`
 	Round       int                `json:"round"`
 	OK          bool               `json:"ok"`
+	NotSupp     bool               `json:"not_supported,omitempty"` // Error holds the reason; not a failure
 	Error       string             `json:"error,omitempty"`
 	Expected    int                `json:"expected_requests,omitempty"`
 	Measurement *Measurement       `json:"measurement,omitempty"`
@@ -87,6 +96,10 @@ type PartResult struct {
 	Name        string       `json:"name"`
 	Expected    int          `json:"expected_requests"`
 	Measurement *Measurement `json:"measurement,omitempty"`
+	// ErrorsMeasured: failed requests are how this stream measures (the
+	// probes for a write after a leader kill): counted and shown, they do
+	// not fail the run; unaccounted requests still do.
+	ErrorsMeasured bool `json:"errors_measured,omitempty"`
 }
 
 // partsProblem describes the first part with failed or unaccounted
@@ -96,7 +109,7 @@ func partsProblem(parts []PartResult) string {
 		switch {
 		case p.Measurement == nil:
 			return p.Name + ": no measurement"
-		case p.Measurement.Errors > 0:
+		case p.Measurement.Errors > 0 && !p.ErrorsMeasured:
 			return fmt.Sprintf("%s: %d of %d requests failed", p.Name, p.Measurement.Errors,
 				p.Measurement.Errors+p.Measurement.Succeeded)
 		case p.Expected > 0 && p.Measurement.Succeeded+p.Measurement.Errors != p.Expected:
@@ -214,14 +227,27 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		r.res.Refs = append(r.res.Refs, ref)
 		systems = append(systems, ref)
 	}
+	var v2Systems []System // the v2 workloads: the SUT and the v2 reference only
+	if slices.ContainsFunc(sel, func(w workload) bool { return w.v2 }) {
+		v2ref, err := r.v2Reference(ctx, cfg.V2Ref)
+		if err != nil {
+			return nil, err
+		}
+		r.res.Refs = append(r.res.Refs, v2ref)
+		v2Systems = []System{sut, v2ref}
+		r.logf("v2 workloads: %s vs %s", sut.Name, v2ref.Name)
+	}
 	r.logf("results: %s; systems: %s", dir, systemNames(systems))
 
 	for _, w := range sel {
 		wr := WorkloadResult{Name: w.name, Desc: w.desc}
 		for round := 1; round <= cfg.Sizes.Rounds; round++ {
 			sysList := systems
-			if !w.server {
+			switch {
+			case !w.server:
 				sysList = []System{{Name: floorSystem}}
+			case w.v2:
+				sysList = v2Systems
 			}
 			for _, sys := range sysList {
 				rr := r.runOne(ctx, w, sys, round)
@@ -317,32 +343,63 @@ func selectWorkloads(all []workload, pats []string) ([]workload, error) {
 }
 
 // runOne runs workload w once against a fresh server of sys.
-func (r *runner) runOne(ctx context.Context, w workload, sys System, round int) RunResult {
-	rr := RunResult{System: sys.Name, Round: round}
+func (r *runner) runOne(ctx context.Context, w workload, sys System, round int) (rr RunResult) {
+	rr = RunResult{System: sys.Name, Round: round}
 	t0 := time.Now()
 	defer func() { rr.Seconds = time.Since(t0).Seconds() }()
-	var srv *server
-	if w.server {
-		var err error
+	var (
+		srv *server
+		cl  *cluster
+		err error
+	)
+	switch {
+	case w.members > 1:
+		ips := make([]string, w.members)
+		for i := range ips {
+			ips[i] = r.nextIP()
+		}
+		cl, err = startCluster(ctx, r.procs, sys, r.work, ips, w.serverArgs, time.Minute)
+		if err != nil {
+			return startFailed(rr, err)
+		}
+		defer cl.stop()
+	case w.server:
 		srv, err = startServer(ctx, r.procs, sys, r.work, r.nextIP(), w.serverArgs, time.Minute)
 		if err != nil {
-			rr.Error = "start: " + err.Error()
-			return rr
+			return startFailed(rr, err)
 		}
 		defer srv.stop()
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.Sizes.RunTimeout)
-	out, err := w.run(wctx, r, srv)
+	var out runOut
+	if cl != nil {
+		out, err = w.clusterRun(wctx, r, cl)
+	} else {
+		out, err = w.run(wctx, r, srv)
+	}
 	cancel()
 	rr.Measurement, rr.Values, rr.Expected, rr.Parts = out.m, out.values, out.expected, out.parts
+	dead := ""
 	switch {
+	case srv != nil && !srv.alive():
+		dead = fmt.Sprintf("server exited during the workload (%v)\n%s", srv.waitErr, srv.logTail())
+	case cl != nil:
+		if ok, why := cl.alive(); !ok {
+			dead = why
+		}
+	}
+	reason, notSupp := notSupportedReason(err)
+	switch {
+	case err != nil && notSupp && dead == "":
+		rr.NotSupp, rr.Error = true, reason
+		rr.Measurement, rr.Values = nil, nil
 	case err != nil:
 		rr.Error = err.Error()
-	case srv != nil && !srv.alive():
-		rr.Error = fmt.Sprintf("server exited during the workload (%v)\n%s", srv.waitErr, srv.logTail())
+	case dead != "":
+		rr.Error = dead
 	case partsProblem(out.parts) != "":
 		rr.Error = partsProblem(out.parts)
-	case out.m != nil && out.m.Errors > 0:
+	case out.m != nil && out.m.Errors > 0 && !out.errorsMeasured:
 		rr.Error = fmt.Sprintf("%d of %d requests failed", out.m.Errors, out.m.Errors+out.m.Succeeded)
 	case out.m != nil && out.expected > 0 && out.m.Succeeded+out.m.Errors != out.expected:
 		rr.Error = fmt.Sprintf("only %d of %d requests accounted for", out.m.Succeeded+out.m.Errors, out.expected)
@@ -351,6 +408,18 @@ func (r *runner) runOne(ctx context.Context, w workload, sys System, round int) 
 	default:
 		rr.OK = true
 	}
+	return rr
+}
+
+// startFailed records a server or cluster that did not start: "not
+// supported" for the specific refusals of notSupportedRefusals, a failure
+// otherwise.
+func startFailed(rr RunResult, err error) RunResult {
+	if reason, ok := notSupportedReason(err); ok {
+		rr.NotSupp, rr.Error = true, reason
+		return rr
+	}
+	rr.Error = "start: " + err.Error()
 	return rr
 }
 
@@ -364,6 +433,9 @@ func missingMetric(defs []metricDef, values map[string]float64) string {
 }
 
 func (rr RunResult) brief() string {
+	if rr.NotSupp {
+		return "not supported: " + rr.Error
+	}
 	if !rr.OK {
 		msg, _, _ := strings.Cut(rr.Error, "\n")
 		return "FAILED: " + msg
@@ -382,20 +454,58 @@ func (rr RunResult) brief() string {
 
 // finish marks the workload failed if any run failed or had failed requests,
 // and otherwise computes per-system statistics and per-round ratios.
+// A system that does not support the workload (in every round: support
+// that comes and goes is a failure) is recorded in NotSupported and has no
+// values; that is not a failure.
 func (wr *WorkloadResult) finish(defs []metricDef, sut string, refs []System) {
+	supported := map[string]bool{}
 	for _, rr := range wr.Runs {
-		if !rr.OK {
+		switch {
+		case rr.NotSupp:
+			if wr.NotSupported == nil {
+				wr.NotSupported = map[string]string{}
+			}
+			wr.NotSupported[rr.System] = rr.Error
+		case !rr.OK:
 			msg, _, _ := strings.Cut(rr.Error, "\n")
 			wr.Failed = true
 			wr.Failures = append(wr.Failures, fmt.Sprintf("%s round %d: %s", rr.System, rr.Round, msg))
+			supported[rr.System] = true
+		default:
+			supported[rr.System] = true
+		}
+	}
+	for sys := range wr.NotSupported {
+		if supported[sys] {
+			wr.Failed = true
+			wr.Failures = append(wr.Failures, sys+": not supported in some rounds only")
 		}
 	}
 	if wr.Failed {
 		return // not averaged in
 	}
 	for _, d := range defs {
-		wr.Metrics = append(wr.Metrics, wr.metric(d, sut, refs))
+		if mr := wr.metric(d, sut, refs); len(mr.BySystem) > 0 {
+			wr.Metrics = append(wr.Metrics, mr)
+		}
 	}
+}
+
+// notSupportedBy reports whether sys does not support the workload.
+func (wr WorkloadResult) notSupportedBy(sys string) bool {
+	_, ok := wr.NotSupported[sys]
+	return ok
+}
+
+// ranOn reports whether sys took part in the workload.
+func (wr WorkloadResult) ranOn(sys string) bool {
+	return slices.ContainsFunc(wr.Runs, func(rr RunResult) bool { return rr.System == sys })
+}
+
+// AnyFailed reports whether some workload failed: the exit status 3 of
+// cairnbench. "Not supported" is not a failure.
+func (res *Results) AnyFailed() bool {
+	return slices.ContainsFunc(res.Workloads, func(w WorkloadResult) bool { return w.Failed })
 }
 
 func (wr *WorkloadResult) metric(d metricDef, sut string, refs []System) MetricResult {
@@ -403,6 +513,9 @@ func (wr *WorkloadResult) metric(d metricDef, sut string, refs []System) MetricR
 		BySystem: map[string]Stat{}}
 	byRound := map[string]map[int]float64{}
 	for _, rr := range wr.Runs {
+		if !rr.OK {
+			continue
+		}
 		if byRound[rr.System] == nil {
 			byRound[rr.System] = map[int]float64{}
 		}
@@ -418,6 +531,9 @@ func (wr *WorkloadResult) metric(d metricDef, sut string, refs []System) MetricR
 	if s, ok := byRound[sut]; ok {
 		mr.Ratios = map[string]Stat{}
 		for _, ref := range refs {
+			if _, ok := byRound[ref.Name]; !ok {
+				continue // not run on this reference, or not supported by it
+			}
 			var ratios []float64
 			for round := 1; round <= len(s); round++ {
 				if b, ok := byRound[ref.Name][round]; ok && b != 0 {

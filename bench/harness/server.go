@@ -47,9 +47,11 @@ func freePort(ip string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func newClient(endpoint string) (*clientv3.Client, error) {
+func newClient(endpoint string) (*clientv3.Client, error) { return newClientTo([]string{endpoint}) }
+
+func newClientTo(endpoints []string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
+		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
@@ -59,47 +61,75 @@ func newClient(endpoint string) (*clientv3.Client, error) {
 // up to readyTimeout, until it serves a linearizable read.
 func startServer(ctx context.Context, procs *procSet, sys System, root, ip string, extra []string,
 	readyTimeout time.Duration) (*server, error) {
-	dir, err := os.MkdirTemp(root, "srv-"+sys.Name+"-")
+	s, peer, err := newServer(sys, root, ip)
 	if err != nil {
 		return nil, err
+	}
+	args := append(memberArgs(s, "bench", peer), "--initial-cluster", "bench="+peer)
+	if err := s.launch(procs, append(args, extra...)); err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx, readyTimeout); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServer prepares (does not start) a member of sys on ip: its own temp
+// dir under root and free client and peer ports. It returns the peer URL.
+func newServer(sys System, root, ip string) (*server, string, error) {
+	dir, err := os.MkdirTemp(root, "srv-"+sys.Name+"-")
+	if err != nil {
+		return nil, "", err
 	}
 	cp, err := freePort(ip)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, err
+		return nil, "", err
 	}
 	pp, err := freePort(ip)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, err
+		return nil, "", err
 	}
 	s := &server{
 		sys: sys, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log"),
-		endpoint: net.JoinHostPort(ip, strconv.Itoa(cp)), exited: make(chan struct{}), procs: procs,
+		endpoint: net.JoinHostPort(ip, strconv.Itoa(cp)), exited: make(chan struct{}),
 	}
 	s.url = "http://" + s.endpoint
-	peer := "http://" + net.JoinHostPort(ip, strconv.Itoa(pp))
-	args := []string{
-		"--name", "bench",
+	return s, "http://" + net.JoinHostPort(ip, strconv.Itoa(pp)), nil
+}
+
+// memberArgs are the flags every member gets: name, data dir, URLs.
+func memberArgs(s *server, name, peer string) []string {
+	return []string{
+		"--name", name,
 		"--data-dir", s.dataDir,
 		"--listen-client-urls", s.url,
 		"--advertise-client-urls", s.url,
 		"--listen-peer-urls", peer,
 		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "bench=" + peer,
 	}
-	args = append(args, extra...)
+}
+
+// launch starts the server process through procs (its own process group,
+// killed and reaped with the others) with its output in server.log. On
+// error the server's dir is removed.
+func (s *server) launch(procs *procSet, args []string) error {
+	s.procs = procs
 	logf, err := os.Create(s.logPath)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		os.RemoveAll(s.dir)
+		return err
 	}
-	s.cmd = exec.Command(sys.Binary, args...)
+	s.cmd = exec.Command(s.sys.Binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := procs.start(s.cmd, sys.Name); err != nil {
+	if err := procs.start(s.cmd, s.sys.Name); err != nil {
+		s.cmd = nil
 		logf.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", sys.Name, err)
+		os.RemoveAll(s.dir)
+		return fmt.Errorf("start %s: %w", s.sys.Name, err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
@@ -107,11 +137,7 @@ func startServer(ctx context.Context, procs *procSet, sys System, root, ip strin
 		procs.reaped(s.cmd.Process.Pid)
 		close(s.exited)
 	}()
-	if err := s.waitReady(ctx, readyTimeout); err != nil {
-		s.stop()
-		return nil, err
-	}
-	return s, nil
+	return nil
 }
 
 func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
@@ -139,10 +165,21 @@ func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.exited:
-			return fmt.Errorf("%s exited during startup (%v)\n%s", s.sys.Name, s.waitErr, s.logTail())
+			return s.startupExit()
 		case <-tick.C:
 		}
 	}
+}
+
+// startupExit describes a server that exited before it was ready: "not
+// supported" when its log holds one of the specific refusals of
+// notSupportedRefusals, a failure otherwise.
+func (s *server) startupExit() error {
+	b, _ := os.ReadFile(s.logPath)
+	if reason := refusalIn(string(b)); reason != "" {
+		return notSupported("%s refuses to start: %s", s.sys.Name, reason)
+	}
+	return fmt.Errorf("%s exited during startup (%v)\n%s", s.sys.Name, s.waitErr, s.logTail())
 }
 
 // alive reports whether the server process is still running.

@@ -34,6 +34,15 @@ type Sizes struct {
 	DefragMiB   int           `json:"defrag_mib"`           // key+value bytes written before the defrag
 	MaintWarmup time.Duration `json:"maintenance_warmup_ns"`
 	MaintTail   time.Duration `json:"maintenance_tail_ns"`
+
+	Put3m100      int `json:"put_3_members_100_clients"`  // put-3m-100c requests
+	Put3m1000     int `json:"put_3_members_1000_clients"` // put-3m-1000c requests
+	WatchWatchers int `json:"watch_watchers"`             // watch-fanout watchers on the prefix (the issue: 10,000)
+	WatchConns    int `json:"watch_connections"`          // gRPC connections they are spread over
+	WatchPuts     int `json:"watch_puts"`                 // puts at 1,000/s, with and without the watchers
+	K8sWatchers   int `json:"k8s_watchers"`               // k8s-shape-watch: watchers on the object prefix
+	V2Set         int `json:"v2_set"`                     // v2-set-100c requests
+	V2Get         int `json:"v2_get"`                     // v2-get-q-100c requests
 }
 
 // Modes: full is what docs/performance.md reports; quick takes a few minutes;
@@ -42,15 +51,21 @@ var Modes = map[string]Sizes{
 	"full": {Rounds: 5, FsyncCount: 5000, Put1: 10000, Put100: 100000, Put1000: 200000,
 		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute,
 		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
-		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second},
+		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second,
+		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 10000, K8sWatchers: 5,
+		V2Set: 100000, V2Get: 100000},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
 		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
 		PageKeys: 10000, PageScans: 100, K8sObjects: 5000, K8sTxns: 10000, MemRevKeys: 20000,
-		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second},
+		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second,
+		Put3m100: 10000, Put3m1000: 20000, WatchWatchers: 1000, WatchConns: 10, WatchPuts: 2000, K8sWatchers: 5,
+		V2Set: 10000, V2Get: 20000},
 	"tiny": {Rounds: 2, FsyncCount: 101, Put1: 101, Put100: 200, Put1000: 1000,
 		Range1: 101, Range100: 200, Txn1: 101, Txn100: 200, MemKeys: 300, RunTimeout: time.Minute,
 		PageKeys: 1200, PageScans: 6, K8sObjects: 1000, K8sTxns: 300, MemRevKeys: 300,
-		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond},
+		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond,
+		Put3m100: 200, Put3m1000: 1000, WatchWatchers: 20, WatchConns: 2, WatchPuts: 200, K8sWatchers: 2,
+		V2Set: 200, V2Get: 200},
 }
 
 const (
@@ -83,6 +98,10 @@ type runOut struct {
 	// parts are the run's other request streams (a fill, the lists next to
 	// the updates, ...): their failed requests fail the run just the same.
 	parts []PartResult
+	// errorsMeasured: failed requests are what the workload measures (the
+	// puts lost across a leader kill); they are counted and shown but do
+	// not fail the run by themselves.
+	errorsMeasured bool
 }
 
 type workload struct {
@@ -92,6 +111,13 @@ type workload struct {
 	serverArgs []string // extra server flags (both sides get the same)
 	metrics    []metricDef
 	run        func(ctx context.Context, r *runner, s *server) (runOut, error)
+	// members > 1: the workload runs on a fresh cluster of that many
+	// members (clusterRun instead of run).
+	members    int
+	clusterRun func(ctx context.Context, r *runner, c *cluster) (runOut, error)
+	// v2: compared with the v2 reference (etcd 3.4 with --enable-v2)
+	// instead of the etcd references, which do not serve v2.
+	v2 bool
 }
 
 // loadValues extracts the load metrics; p99 is left out (and the run then
@@ -134,7 +160,8 @@ func workloads(sz Sizes) []workload {
 			"range", rangeKey, "--consistency", "s"),
 		txnWorkload("txn-1c", "txn compare(mod_revision)+put, 1 client / 1 connection (harness generator)", 1, 1, sz.Txn1),
 		txnWorkload("txn-100c", "txn compare(mod_revision)+put, 100 clients / 10 connections (harness generator)", 100, 10, sz.Txn100),
-		k8sWorkload(sz),
+		k8sWorkload(sz, 0),
+		k8sWorkload(sz, sz.K8sWatchers),
 		pagingWorkload(sz),
 		{
 			name: "memory", server: true,
@@ -155,6 +182,12 @@ func workloads(sz Sizes) []workload {
 		},
 		compactionWorkload(sz),
 		defragWorkload(sz),
+		put3mWorkload("put-3m-100c", 100, 10, sz.Put3m100),
+		put3mWorkload("put-3m-1000c", 1000, 100, sz.Put3m1000),
+		leaderKillWorkload(sz),
+		watchFanoutWorkload(sz),
+		v2Workloads(sz)[0],
+		v2Workloads(sz)[1],
 	}
 }
 
@@ -215,8 +248,14 @@ func txnWorkload(name, desc string, clients, conns, total int) workload {
 
 // benchmark runs etcd's benchmark tool against s and parses its report.
 func (r *runner) benchmark(ctx context.Context, s *server, clients, conns int, args ...string) (*Measurement, error) {
+	return r.benchmarkAt(ctx, s.endpoint, clients, conns, args...)
+}
+
+// benchmarkAt runs etcd's benchmark tool against endpoints (comma-separated;
+// the tool spreads its connections over them round-robin).
+func (r *runner) benchmarkAt(ctx context.Context, endpoints string, clients, conns int, args ...string) (*Measurement, error) {
 	full := append([]string{
-		"--endpoints", s.endpoint, "--clients", strconv.Itoa(clients), "--conns", strconv.Itoa(conns),
+		"--endpoints", endpoints, "--clients", strconv.Itoa(clients), "--conns", strconv.Itoa(conns),
 		"--dial-timeout", "5s", "--precise",
 	}, args...)
 	var stdout, stderr bytes.Buffer
