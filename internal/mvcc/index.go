@@ -16,15 +16,18 @@ type treeIndex struct {
 	tree *btree.BTreeG[indexItem]
 }
 
-// indexItem is a tree entry. The key is held in the item itself (sharing
-// the bytes of ki.key), so a comparison during a search touches the key's
-// bytes only, not the keyIndex first: one cache miss per step instead of
-// two on large indexes.
+// indexItem is a tree entry. The key is held in the item itself (the only
+// copy of it in the index), so a comparison during a search touches the
+// key's bytes only, not the keyIndex first: one cache miss per step instead
+// of two on large indexes.
 type indexItem struct {
-	// Invariant: key == string(ki.key), and ki.key is never modified.
 	key string
 	ki  *keyIndex
 }
+
+// keyBytes is the item's key as a byte slice sharing the string's memory.
+// Callers must not modify it.
+func (it indexItem) keyBytes() []byte { return unsafe.Slice(unsafe.StringData(it.key), len(it.key)) }
 
 func newTreeIndex() *treeIndex {
 	return &treeIndex{tree: btree.NewG(32, func(a, b indexItem) bool { return a.key < b.key })}
@@ -36,20 +39,26 @@ func probe(key []byte) indexItem {
 	return indexItem{key: unsafe.String(unsafe.SliceData(key), len(key))}
 }
 
-// insert adds ki, whose key must never change afterwards. Caller holds mu.
-func (ti *treeIndex) insert(ki *keyIndex) {
-	ti.tree.ReplaceOrInsert(indexItem{key: unsafe.String(unsafe.SliceData(ki.key), len(ki.key)), ki: ki})
+// insert adds ki under key. Caller holds mu.
+func (ti *treeIndex) insert(key string, ki *keyIndex) {
+	ti.tree.ReplaceOrInsert(indexItem{key: key, ki: ki})
 }
 
-// ascend calls f for every keyIndex in key order. Caller holds mu.
-func (ti *treeIndex) ascend(f func(ki *keyIndex) bool) {
-	ti.tree.Ascend(func(it indexItem) bool { return f(it.ki) })
+// ascend calls f for every item in key order. Caller holds mu.
+func (ti *treeIndex) ascend(f func(it indexItem) bool) {
+	ti.tree.Ascend(f)
 }
 
 // lookup returns the keyIndex of key or nil. Caller holds mu.
 func (ti *treeIndex) lookup(key []byte) *keyIndex {
 	it, _ := ti.tree.Get(probe(key))
 	return it.ki
+}
+
+// lookupItem returns the item of key (ki nil if absent). Caller holds mu.
+func (ti *treeIndex) lookupItem(key []byte) indexItem {
+	it, _ := ti.tree.Get(probe(key))
+	return it
 }
 
 func (ti *treeIndex) get(key []byte, atRev int64) (modified, created Revision, ver int64, err error) {
@@ -62,14 +71,14 @@ func (ti *treeIndex) get(key []byte, atRev int64) (modified, created Revision, v
 	return ki.get(atRev)
 }
 
-// visit calls f for each keyIndex in [key, end); end empty means no upper
+// visit calls f for each item in [key, end); end empty means no upper
 // bound. Caller holds mu.
-func (ti *treeIndex) visit(key, end []byte, f func(ki *keyIndex) bool) {
+func (ti *treeIndex) visit(key, end []byte, f func(it indexItem) bool) {
 	ti.tree.AscendGreaterOrEqual(probe(key), func(it indexItem) bool {
-		if len(end) > 0 && bytes.Compare(it.ki.key, end) >= 0 {
+		if len(end) > 0 && bytes.Compare(it.keyBytes(), end) >= 0 {
 			return false
 		}
-		return f(it.ki)
+		return f(it)
 	})
 }
 
@@ -92,8 +101,8 @@ func (ti *treeIndex) revisions(key, end []byte, atRev int64, limit int) (revs []
 	if limit > 0 {
 		revs = make([]Revision, 0, min(limit, 4096))
 	}
-	ti.visit(key, end, func(ki *keyIndex) bool {
-		if rev, _, _, err := ki.get(atRev); err == nil {
+	ti.visit(key, end, func(it indexItem) bool {
+		if rev, _, _, err := it.ki.get(atRev); err == nil {
 			if limit <= 0 || len(revs) < limit {
 				revs = append(revs, rev)
 			}
@@ -104,24 +113,25 @@ func (ti *treeIndex) revisions(key, end []byte, atRev int64, limit int) (revs []
 	return revs, total
 }
 
-// keys returns the keys alive at atRev in range, with their leases when
-// atRev is current (the writer's delete path).
+// liveKeys returns the keys alive at atRev in range, with their leases when
+// atRev is current (the writer's delete path). The keys share the index's
+// memory: callers must not modify them.
 func (ti *treeIndex) liveKeys(key, end []byte, atRev int64) (keys [][]byte, leases []int64) {
 	ti.mu.RLock()
 	defer ti.mu.RUnlock()
-	add := func(ki *keyIndex) {
-		if _, _, _, err := ki.get(atRev); err == nil {
-			keys = append(keys, ki.key)
-			leases = append(leases, ki.lease)
+	add := func(it indexItem) {
+		if _, _, _, err := it.ki.get(atRev); err == nil {
+			keys = append(keys, it.keyBytes())
+			leases = append(leases, it.ki.lease)
 		}
 	}
 	if end == nil {
-		if ki := ti.lookup(key); ki != nil {
-			add(ki)
+		if it := ti.lookupItem(key); it.ki != nil {
+			add(it)
 		}
 		return keys, leases
 	}
-	ti.visit(key, end, func(ki *keyIndex) bool { add(ki); return true })
+	ti.visit(key, end, func(it indexItem) bool { add(it); return true })
 	return keys, leases
 }
 
@@ -151,8 +161,8 @@ func (ti *treeIndex) keep(rev int64) map[Revision]struct{} {
 	available := make(map[Revision]struct{})
 	ti.mu.RLock()
 	defer ti.mu.RUnlock()
-	ti.ascend(func(ki *keyIndex) bool {
-		ki.keep(rev, available)
+	ti.ascend(func(it indexItem) bool {
+		it.ki.keep(rev, available)
 		return true
 	})
 	return available

@@ -13,9 +13,9 @@ func BenchmarkIndexLookup1M(b *testing.B) {
 	keys := make([][]byte, 1<<20)
 	for i := range keys {
 		keys[i] = []byte(fmt.Sprintf("/registry/pods/default/pod-%08d", i*7919%(1<<20)))
-		ki := &keyIndex{key: keys[i]}
+		ki := &keyIndex{}
 		ki.put(Revision{Main: int64(i + 1)})
-		ti.insert(ki)
+		ti.insert(string(keys[i]), ki)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

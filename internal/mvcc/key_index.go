@@ -18,8 +18,11 @@ import (
 // than the newest one <= c, and removes whole generations whose tombstone is
 // < c. A tombstone exactly at c is kept (etcd > 3.5.15 does the same) and
 // dropped by the next compaction.
+//
+// The key itself lives in the index's tree item, not here: a keyIndex of one
+// key is 48 bytes, and a million keys cost 32 MB less than with the key's
+// slice header in the struct (it moved from the 80-byte size class).
 type keyIndex struct {
-	key []byte
 	// modified is the last revision of the key (put or tombstone).
 	modified Revision
 	// Invariant: len(generations) >= 1; every generation but the last is
@@ -201,7 +204,6 @@ func (ki *keyIndex) keep(atRev int64, available map[Revision]struct{}) {
 
 func (ki *keyIndex) String() string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%q:", ki.key)
 	for _, g := range ki.generations {
 		fmt.Fprintf(&b, " {c%d v%d %v}", g.created.Main, g.ver, g.revs)
 	}

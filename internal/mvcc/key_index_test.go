@@ -10,7 +10,7 @@ func r(main int64) Revision { return Revision{Main: main} }
 
 // history: put@2 put@4 del@6 put@8 put@10 del@12 put@14 put@14.1 put@16
 func newTestKeyIndex(t *testing.T) *keyIndex {
-	ki := &keyIndex{key: []byte("foo")}
+	ki := &keyIndex{}
 	ki.put(r(2))
 	ki.put(r(4))
 	if err := ki.tombstone(r(6)); err != nil {
@@ -55,7 +55,7 @@ func TestKeyIndexGet(t *testing.T) {
 			t.Errorf("get(%d) = %v %v %d %v, want %v %v %d err=%v", tt.at, mod, cre, ver, err, tt.mod, tt.cre, tt.ver, tt.err)
 		}
 	}
-	if err := (&keyIndex{key: []byte("x"), generations: []generation{{}}}).tombstone(r(3)); err == nil {
+	if err := (&keyIndex{generations: []generation{{}}}).tombstone(r(3)); err == nil {
 		t.Error("tombstone of an empty key index succeeded")
 	}
 	ki.tombstone(r(18))
@@ -106,7 +106,7 @@ func TestKeyIndexCompact(t *testing.T) {
 		})
 	}
 	// A deleted key disappears after a compaction past its tombstone.
-	ki := &keyIndex{key: []byte("k")}
+	ki := &keyIndex{}
 	ki.put(r(2))
 	ki.tombstone(r(3))
 	ki.compact(3, map[Revision]struct{}{})

@@ -210,10 +210,11 @@ func (s *Store) restore() error {
 			return true
 		}
 		if ki == nil {
-			ki = &keyIndex{key: append([]byte(nil), f.key...)}
+			ki = &keyIndex{}
 			ki.restore(Revision{Main: f.create}, rev, f.version)
-			byKey[string(ki.key)] = ki
-			s.idx.insert(ki)
+			k := string(f.key)
+			byKey[k] = ki
+			s.idx.insert(k, ki)
 		} else {
 			ki.put(rev)
 		}
@@ -228,9 +229,9 @@ func (s *Store) restore() error {
 	}
 	s.currentRev.Store(cur)
 	if s.cfg.Lessor != nil {
-		s.idx.ascend(func(ki *keyIndex) bool {
-			if ki.lease != 0 {
-				s.cfg.Lessor.Attach(ki.lease, ki.key)
+		s.idx.ascend(func(it indexItem) bool {
+			if it.ki.lease != 0 {
+				s.cfg.Lessor.Attach(it.ki.lease, []byte(it.key))
 			}
 			return true
 		})

@@ -95,9 +95,9 @@ func (w *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 		return 0, fmt.Errorf("put %q: %w", key, err)
 	}
 	if ki == nil {
-		ki = &keyIndex{key: append([]byte(nil), key...)}
+		ki = &keyIndex{}
 		ki.put(rev)
-		s.idx.insert(ki)
+		s.idx.insert(string(key), ki)
 	} else {
 		ki.put(rev)
 	}
