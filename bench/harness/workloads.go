@@ -52,7 +52,7 @@ var Modes = map[string]Sizes{
 		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute,
 		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
 		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second,
-		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 10000, K8sWatchers: 5,
+		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 5000, K8sWatchers: 5,
 		V2Set: 100000, V2Get: 100000},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
 		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
