@@ -158,10 +158,15 @@ func (res *Results) Markdown() string {
 
 func (res *Results) order() string {
 	names := []string{res.SUT.Name}
+	v2 := ""
 	for _, r := range res.Refs {
+		if r.V2 {
+			v2 = "; v2-* workloads: " + res.SUT.Name + " → " + r.Name
+			continue
+		}
 		names = append(names, r.Name)
 	}
-	return strings.Join(names, " → ")
+	return strings.Join(names, " → ") + v2
 }
 
 func mdEscape(s string) string {

@@ -261,9 +261,14 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		}
 		wr.finish(w.metrics, sut.Name, r.res.Refs)
 		r.res.Workloads = append(r.res.Workloads, wr)
-		if matches(w.name, cfg.Profile) && w.server {
+		if matches(w.name, cfg.Profile) && w.members > 1 {
+			r.note("profile %s: not available for multi-member workloads", w.name)
+		} else if matches(w.name, cfg.Profile) && w.server {
 			profSystems := []System{sut}
-			if cfg.ProfileRefs {
+			switch {
+			case cfg.ProfileRefs && w.v2:
+				profSystems = v2Systems
+			case cfg.ProfileRefs:
 				profSystems = systems
 			}
 			for _, sys := range profSystems {

@@ -15,9 +15,10 @@ import (
 
 // System is one server implementation under comparison.
 type System struct {
-	Name    string `json:"name"`    // "cairn", "etcd-3.6.16", ...
-	Binary  string `json:"binary"`  // path of the server binary
-	Version string `json:"version"` // first line of `<binary> --version`, if it answers
+	Name    string `json:"name"`                   // "cairn", "etcd-3.6.16", ...
+	Binary  string `json:"binary"`                 // path of the server binary
+	Version string `json:"version"`                // first line of `<binary> --version`, if it answers
+	V2      bool   `json:"v2_reference,omitempty"` // the v2 reference: runs only the v2-* workloads
 }
 
 // ToolsVersion is the etcd root-module version whose tools/benchmark is used;

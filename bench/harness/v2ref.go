@@ -44,7 +44,7 @@ func (r *runner) v2Reference(ctx context.Context, path string) (System, error) {
 	if v == "" {
 		return System{}, fmt.Errorf("v2 reference %s: no \"etcd Version:\" in %q", path, tail(out.String(), 300))
 	}
-	return System{Name: "etcd-" + v + "-v2", Binary: path, Version: "etcd Version: " + v}, nil
+	return System{Name: "etcd-" + v + "-v2", Binary: path, Version: "etcd Version: " + v, V2: true}, nil
 }
 
 // installDebianEtcd runs apt-get install -y etcd-server etcd-client
