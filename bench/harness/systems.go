@@ -99,15 +99,11 @@ func (r *runner) ensureRefs(ctx context.Context, versions []string) error {
 	if err := os.MkdirAll(RefsDir(), 0o755); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(filepath.Join(RefsDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockFile(ctx, filepath.Join(RefsDir(), ".lock"))
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := flockCtx(ctx, lock); err != nil {
-		return err
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	r.logf("building reference binaries %v (scripts/build-refs.sh; minutes on a fresh machine)", versions)
 	var out bytes.Buffer
 	env := append(os.Environ(), "CAIRN_REFS="+RefsDir())
@@ -116,6 +112,23 @@ func (r *runner) ensureRefs(ctx context.Context, versions []string) error {
 		return fmt.Errorf("%w\n%s", err, tail(out.String(), 3000))
 	}
 	return nil
+}
+
+// lockFile takes an exclusive flock on path (created if missing), giving up
+// when ctx ends; call unlock to release it.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := flockCtx(ctx, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // flockCtx takes an exclusive flock, giving up when ctx ends.

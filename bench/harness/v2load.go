@@ -220,16 +220,10 @@ func v2Workload(name, desc string, total int, get bool) workload {
 				}
 			}
 			l := v2Load{base: s.url, clients: v2Clients, total: total, get: get, val: val, reqTimeout: 10 * time.Second}
-			cpu0, cerr := procCPU(s.pid())
-			m, err := l.run(ctx)
-			if err != nil {
-				return runOut{m: &m, expected: total}, err
-			}
-			v := loadValues(m)
-			if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
-				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
-			}
-			return runOut{m: &m, values: v, expected: total}, nil
+			return measureLoad(s, total, func() (*Measurement, error) {
+				m, err := l.run(ctx)
+				return &m, err
+			})
 		},
 	}
 }

@@ -63,15 +63,11 @@ func (r *runner) installDebianEtcd(ctx context.Context) error {
 	if err := os.MkdirAll(RefsDir(), 0o755); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(filepath.Join(RefsDir(), ".apt-lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockFile(ctx, filepath.Join(RefsDir(), ".apt-lock"))
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := flockCtx(ctx, lock); err != nil {
-		return err
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	if isExecutable(debianEtcd) {
 		return nil // installed by a concurrent run
 	}

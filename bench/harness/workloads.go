@@ -130,6 +130,21 @@ func loadValues(m Measurement) map[string]float64 {
 	return v
 }
 
+// measureLoad runs a load of total requests against s and adds the
+// server's CPU time per request to the load metrics.
+func measureLoad(s *server, total int, run func() (*Measurement, error)) (runOut, error) {
+	cpu0, cerr := procCPU(s.pid())
+	m, err := run()
+	if err != nil {
+		return runOut{m: m, expected: total}, err
+	}
+	v := loadValues(*m)
+	if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
+		v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
+	}
+	return runOut{m: m, values: v, expected: total}, nil
+}
+
 // workloads lists every workload in run order.
 func workloads(sz Sizes) []workload {
 	return []workload{
@@ -212,16 +227,9 @@ func toolWorkload(name, desc string, clients, conns, total int, sub ...string) w
 				}
 			}
 			args := append(append([]string{}, sub...), "--total", strconv.Itoa(total))
-			cpu0, cerr := procCPU(s.pid())
-			m, err := r.benchmark(ctx, s, clients, conns, args...)
-			if err != nil {
-				return runOut{m: m, expected: total}, err
-			}
-			v := loadValues(*m)
-			if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
-				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
-			}
-			return runOut{m: m, values: v, expected: total}, nil
+			return measureLoad(s, total, func() (*Measurement, error) {
+				return r.benchmark(ctx, s, clients, conns, args...)
+			})
 		},
 	}
 }
@@ -232,16 +240,10 @@ func txnWorkload(name, desc string, clients, conns, total int) workload {
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
 			l := txnLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: total,
 				keysPer: 16, valSize: valSize, reqTimeout: 10 * time.Second}
-			cpu0, cerr := procCPU(s.pid())
-			m, err := l.run(ctx)
-			if err != nil {
-				return runOut{m: &m, expected: total}, err
-			}
-			v := loadValues(m)
-			if cpu1, err := procCPU(s.pid()); err == nil && cerr == nil {
-				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
-			}
-			return runOut{m: &m, values: v, expected: total}, nil
+			return measureLoad(s, total, func() (*Measurement, error) {
+				m, err := l.run(ctx)
+				return &m, err
+			})
 		},
 	}
 }
