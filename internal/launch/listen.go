@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -27,7 +28,12 @@ type clientListener struct {
 	mux   cmux.CMux
 	grpcL net.Listener
 	httpL net.Listener
-	hs    *http.Server
+
+	// mu orders serve and close, which run on different goroutines (a
+	// signal can stop the member while its listeners are starting).
+	mu     sync.Mutex
+	hs     *http.Server
+	closed bool
 }
 
 // listenClient binds u. For https and unixs URLs, TLS is terminated on the
@@ -76,10 +82,17 @@ func listenClient(lg *zap.Logger, u url.URL, tlsCfg *tls.Config) (*clientListene
 // serve runs until the listener is closed. It returns the first error of
 // the gRPC, HTTP or mux servers that is not a normal shutdown.
 func (cl *clientListener) serve(gs *grpc.Server, h http.Handler) error {
-	cl.hs = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(cl.lg)}
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return nil
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(cl.lg)}
+	cl.hs = hs
+	cl.mu.Unlock()
 	errc := make(chan error, 3)
 	go func() { errc <- gs.Serve(cl.grpcL) }()
-	go func() { errc <- cl.hs.Serve(cl.httpL) }()
+	go func() { errc <- hs.Serve(cl.httpL) }()
 	go func() { errc <- cl.mux.Serve() }()
 	err := <-errc
 	if isClosed(err) {
@@ -89,8 +102,12 @@ func (cl *clientListener) serve(gs *grpc.Server, h http.Handler) error {
 }
 
 func (cl *clientListener) close() error {
-	if cl.hs != nil {
-		cl.hs.Close()
+	cl.mu.Lock()
+	cl.closed = true
+	hs := cl.hs
+	cl.mu.Unlock()
+	if hs != nil {
+		hs.Close()
 	}
 	return cl.l.Close()
 }
