@@ -542,8 +542,11 @@ func k8sWorkload(sz Sizes, watchers int) workload {
 				parts: []PartResult{{Name: "lists", Expected: res.listsIssued, Measurement: &res.list}}}
 			var watchLats []float64
 			if kw != nil {
-				part, lats := kw.finish(ctx, max(30*time.Second, min(maxDuration(ctx)-5*time.Second, 5*time.Minute)))
+				part, lats, werr := kw.finish(ctx, max(30*time.Second, min(maxDuration(ctx)-5*time.Second, 5*time.Minute)), r.logf)
 				out.parts, watchLats = append(out.parts, part), lats
+				if err == nil {
+					err = werr
+				}
 			}
 			if err != nil {
 				return out, err

@@ -187,6 +187,49 @@ func (p *pacedRun) waitFor(ctx context.Context, more int, limit time.Duration, w
 	}
 }
 
+// waitProgress waits until more requests than now completed, for a load
+// that may run far below its rate (the server slows down under it): it
+// fails when no request completes for stall, or at limit, and logs the
+// progress every `every` through logf (may be nil).
+func (p *pacedRun) waitProgress(ctx context.Context, more int, stall, limit, every time.Duration, what string,
+	logf func(string, ...any)) error {
+	done := p.completed(more)
+	count := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.samples)
+	}
+	start := time.Now()
+	from := count()
+	last, lastChange, lastLog := from, start, start
+	tick := time.NewTicker(min(100*time.Millisecond, max(stall/4, time.Millisecond)))
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-tick.C:
+			n := count()
+			if n != last {
+				last, lastChange = n, now
+			}
+			switch {
+			case now.Sub(start) >= limit:
+				return fmt.Errorf("%s: %d of %d puts completed within %s", what, n-from, more, limit.Round(time.Second))
+			case stall > 0 && now.Sub(lastChange) >= stall:
+				return fmt.Errorf("%s: stalled, no put completed for %s (%d of %d completed)", what, stall, n-from, more)
+			}
+			if logf != nil && every > 0 && now.Sub(lastLog) >= every {
+				lastLog = now
+				logf("%s: %d of %d puts completed after %s (%.0f/s)", what, n-from, more,
+					now.Sub(start).Round(time.Second), float64(n-from)/now.Sub(start).Seconds())
+			}
+		}
+	}
+}
+
 // finish stops the clients, waits for their requests in flight and returns
 // every sample and the time the load ran.
 func (p *pacedRun) finish() ([]putSample, time.Duration, int) {

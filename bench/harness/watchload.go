@@ -67,7 +67,10 @@ type watchSet struct {
 	want     atomic.Int64
 	counts   []atomic.Int64 // good events per watcher
 	problems errTally
+	bad      atomic.Int64   // failed events (the problems that are events)
 	lastRecv []atomic.Int64 // unix nanos of each watcher's last event
+	every    time.Duration  // waitAll's progress log interval
+	stall    time.Duration  // waitAll fails after this long without an event
 }
 
 type watchEventFunc func(w int, kv *mvccpb.KeyValue, now time.Time) string
@@ -82,7 +85,8 @@ func startWatchSet(ctx context.Context, endpoint, prefix string, rev int64, watc
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	ws := &watchSet{conns: cs, closeAll: closeAll, cancel: cancel, created: make(chan error, watchers),
-		counts: make([]atomic.Int64, watchers), lastRecv: make([]atomic.Int64, watchers)}
+		counts: make([]atomic.Int64, watchers), lastRecv: make([]atomic.Int64, watchers),
+		every: watchProgressEvery, stall: watchStallLimit}
 	ws.want.Store(1 << 62)
 	for w := 0; w < watchers; w++ {
 		ws.wg.Add(1)
@@ -127,6 +131,7 @@ func (ws *watchSet) watch(ctx context.Context, cli *clientv3.Client, w int, pref
 				problem = onEvent(w, ev.Kv, now)
 			}
 			if problem != "" {
+				ws.bad.Add(1)
 				ws.problems.add(problem)
 				continue
 			}
@@ -160,14 +165,53 @@ func (ws *watchSet) waitCreated(ctx context.Context, n int, limit time.Duration)
 
 func (ws *watchSet) setWant(n int) { ws.want.Store(int64(n)) }
 
-// waitAll waits until every watcher has its events or limit passes, then
-// stops the watchers. It returns the good events, the missing ones, the
-// failed events by kind and the time of the last event.
-func (ws *watchSet) waitAll(ctx context.Context, limit time.Duration) (good, missing int, errs map[string]int, last time.Time) {
-	deadline := time.Now().Add(limit)
+// Delivery watchdog: while waitAll waits it logs the events received so far
+// every watchProgressEvery, and fails when no event at all (good or bad)
+// has arrived for watchStallLimit (a watchSet's every and stall).
+const (
+	watchProgressEvery = 5 * time.Second
+	watchStallLimit    = 30 * time.Second
+)
+
+// received is the number of events received so far, good and bad.
+func (ws *watchSet) received() int64 {
+	n := ws.bad.Load()
+	for w := range ws.counts {
+		n += ws.counts[w].Load()
+	}
+	return n
+}
+
+// waitAll waits until every watcher has its events, limit passes, or no
+// event arrives for ws.stall (then err says so), then stops the watchers.
+// It returns the good events, the missing ones, the failed events by kind
+// and the time of the last event. logf (may be nil) gets the progress
+// every ws.every.
+func (ws *watchSet) waitAll(ctx context.Context, limit time.Duration, logf func(string, ...any)) (good, missing int, errs map[string]int, last time.Time, err error) {
+	start := time.Now()
+	deadline := start.Add(limit)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for !ws.complete() && time.Now().Before(deadline) && ctx.Err() == nil {
+	expected := int64(len(ws.counts)) * ws.want.Load()
+	lastN, lastChange, lastLog := ws.received(), start, start
+	for !ws.complete() && ctx.Err() == nil {
+		now := time.Now()
+		if !now.Before(deadline) {
+			err = fmt.Errorf("watch delivery: %d of %d events within %s", ws.received(), expected, limit.Round(time.Second))
+			break
+		}
+		if n := ws.received(); n != lastN {
+			lastN, lastChange = n, now
+		} else if ws.stall > 0 && now.Sub(lastChange) >= ws.stall {
+			err = fmt.Errorf("watch delivery stalled: no event for %s, %d of %d events received (%d watchers incomplete)",
+				ws.stall, n, expected, ws.incomplete())
+			break
+		}
+		if logf != nil && ws.every > 0 && now.Sub(lastLog) >= ws.every {
+			lastLog = now
+			logf("watch delivery: %d of %d events (%.1f%%) after %s, %d watchers incomplete",
+				lastN, expected, 100*float64(lastN)/float64(max(expected, 1)), now.Sub(start).Round(time.Second), ws.incomplete())
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -189,7 +233,17 @@ func (ws *watchSet) waitAll(ctx context.Context, limit time.Duration) (good, mis
 	if missing > 0 {
 		errs["event not delivered"] += missing
 	}
-	return good, missing, errs, last
+	return good, missing, errs, last, err
+}
+
+func (ws *watchSet) incomplete() int {
+	want, n := ws.want.Load(), 0
+	for w := range ws.counts {
+		if ws.counts[w].Load() < want {
+			n++
+		}
+	}
+	return n
 }
 
 func (ws *watchSet) complete() bool {
@@ -233,6 +287,7 @@ func watchFanoutWorkload(sz Sizes) workload {
 			{"event_max_ms", "event latency max", "ms", false},
 			{"events_per_s", "events delivered (first put → last event)", "events/s", true},
 			{"put_p99_ms", "put p99 under fan-out", "ms", false},
+			{"put_rps", "put rate achieved under fan-out (offered " + strconv.Itoa(maintRate) + "/s)", "puts/s", true},
 			{"put_p99_nowatch_ms", "put p99, same load without watchers", "ms", false},
 		},
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
@@ -255,14 +310,18 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 		value: func(i int) string { return fmt.Sprintf("%016d", i) + pad },
 	}
 	slack := max(30*time.Second, 10*time.Duration(n)*time.Second/maintRate)
-	puts := func(onSend func(int, time.Time)) (Measurement, []float64, error) {
+	// Under fan-out the server may accept puts far below the offered rate
+	// (etcd 3.6 with 10,000 watchers on 2 cores: about 70/s while it syncs
+	// its slow watchers), so the puts may take most of the run's time; they
+	// fail if none completes for watchStallLimit.
+	puts := func(what string, limit time.Duration, onSend func(int, time.Time)) (Measurement, []float64, error) {
 		l := load
 		l.onSend = onSend
 		p, err := l.start(ctx)
 		if err != nil {
 			return Measurement{}, nil, err
 		}
-		werr := p.waitFor(ctx, n, slack, "puts")
+		werr := p.waitProgress(ctx, n, watchStallLimit, limit, watchProgressEvery, what, r.logf)
 		samples, elapsed, _ := p.finish()
 		var lats []float64
 		errs := map[string]int{}
@@ -277,7 +336,7 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 	}
 
 	// The same puts without watchers.
-	m0, lats0, err := puts(nil)
+	m0, lats0, err := puts("watch-fanout: puts without watchers", slack, nil)
 	out := runOut{parts: []PartResult{{Name: "puts without watchers", Expected: n, Measurement: &m0}}}
 	if err != nil || m0.Errors > 0 {
 		return out, err // failed puts fail the run through the part
@@ -310,17 +369,24 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 	if err != nil {
 		return out, err
 	}
-	ws.setWant(n)
+	ws.setWant(n) // the bound during the puts; the puts that succeeded after them
 	if err := ws.waitCreated(ctx, sz.WatchWatchers, slack); err != nil {
-		ws.waitAll(ctx, 0)
+		ws.waitAll(ctx, 0, nil)
 		return out, err
 	}
 	r.logf("watch-fanout: %d watchers created, putting", sz.WatchWatchers)
 	firstSend := time.Now()
-	m1, lats1, perr := puts(func(i int, t time.Time) { sendAt[i].Store(int64(t.Sub(base))) })
+	m1, lats1, perr := puts("watch-fanout: puts under fan-out", max(slack, maxDuration(ctx)-2*time.Minute),
+		func(i int, t time.Time) { sendAt[i].Store(int64(t.Sub(base))) })
 	out.parts = append(out.parts, PartResult{Name: "puts under fan-out", Expected: n, Measurement: &m1})
+	// Every watcher must receive every put that succeeded: when the puts
+	// stopped early (perr) or some failed (which fail the run through the
+	// part), waiting for n events per watcher could never end.
+	ws.setWant(m1.Succeeded)
+	r.logf("watch-fanout: %d puts done in %s (%d failed), waiting for %d events", m1.Succeeded,
+		time.Since(firstSend).Round(time.Millisecond), m1.Errors, sz.WatchWatchers*m1.Succeeded)
 	// Delivery may lag far behind the puts: allow for it, within the run's time.
-	good, _, errs, last := ws.waitAll(ctx, max(slack, maxDuration(ctx)-10*time.Second))
+	good, _, errs, last, werr := ws.waitAll(ctx, max(slack, maxDuration(ctx)-10*time.Second), r.logf)
 	var all latHist
 	for i := range hists {
 		all.merge(&hists[i])
@@ -331,6 +397,9 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 	if perr != nil {
 		return out, perr
 	}
+	if werr != nil {
+		return out, werr
+	}
 	if good == 0 || len(lats0) == 0 || len(lats1) == 0 {
 		return out, nil // the failed events or puts fail the run
 	}
@@ -340,6 +409,7 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 		"event_max_ms":       em.Slowest * 1000,
 		"events_per_s":       em.RPS,
 		"put_p99_ms":         pctl(lats1, 99) * 1000,
+		"put_rps":            m1.RPS,
 		"put_p99_nowatch_ms": pctl(lats0, 99) * 1000,
 	}
 	return out, nil
@@ -378,7 +448,7 @@ func startK8sWatch(ctx context.Context, endpoint string, rev int64, watchers int
 	}
 	kw.ws = ws
 	if err := ws.waitCreated(ctx, watchers, 30*time.Second); err != nil {
-		ws.waitAll(ctx, 0)
+		ws.waitAll(ctx, 0, nil)
 		return nil, err
 	}
 	return kw, nil
@@ -393,13 +463,13 @@ func (kw *k8sWatch) updated(rev int64, sent time.Time) {
 
 // finish waits (up to limit) for every watcher to receive every update,
 // checks them and returns the events as a part and their latencies.
-func (kw *k8sWatch) finish(ctx context.Context, limit time.Duration) (PartResult, []float64) {
+func (kw *k8sWatch) finish(ctx context.Context, limit time.Duration, logf func(string, ...any)) (PartResult, []float64, error) {
 	kw.mu.Lock()
 	sent := kw.sent
 	kw.mu.Unlock()
 	kw.ws.setWant(len(sent))
 	start := time.Now()
-	_, _, errs, _ := kw.ws.waitAll(ctx, limit)
+	_, _, errs, _, err := kw.ws.waitAll(ctx, limit, logf)
 	var lats []float64
 	for _, recs := range kw.recv {
 		for _, rec := range recs {
@@ -412,5 +482,5 @@ func (kw *k8sWatch) finish(ctx context.Context, limit time.Duration) (PartResult
 		}
 	}
 	m := summarize(lats, errs, time.Since(start))
-	return PartResult{Name: "watch events", Expected: kw.watchers * len(sent), Measurement: &m}, lats
+	return PartResult{Name: "watch events", Expected: kw.watchers * len(sent), Measurement: &m}, lats, err
 }
