@@ -278,7 +278,7 @@ func watchFanoutWorkload(sz Sizes) workload {
 	return workload{
 		name: "watch-fanout", server: true,
 		desc: fmt.Sprintf("%d watchers on one prefix over %d gRPC connections (clientv3), %d puts at %d/s "+
-			"(%d clients, 32 B keys and values) to keys of the prefix; event latency = put sent → event received "+
+			"(offered; %d clients, 32 B keys and values) to keys of the prefix, the rate achieved reported; event latency = put sent → event received "+
 			"(percentiles from a 1%% log histogram); every watcher must get every put in revision order; "+
 			"the same puts first without watchers", sz.WatchWatchers, sz.WatchConns, sz.WatchPuts, maintRate, watchClients),
 		metrics: []metricDef{
