@@ -311,9 +311,9 @@ func watchFanout(ctx context.Context, r *runner, s *server, sz Sizes) (runOut, e
 	}
 	slack := max(30*time.Second, 10*time.Duration(n)*time.Second/maintRate)
 	// Under fan-out the server may accept puts far below the offered rate
-	// (etcd 3.6 with 10,000 watchers on 2 cores: 70–80/s while it syncs
-	// its slow watchers), so the puts may take most of the run's time; they
-	// fail if none completes for watchStallLimit.
+	// (etcd 3.6.16 with 10,000 watchers on 2 cores: 70–80/s, it and the
+	// harness's watchers each using a core), so the puts may take most of
+	// the run's time; they fail if none completes for watchStallLimit.
 	puts := func(what string, limit time.Duration, onSend func(int, time.Time)) (Measurement, []float64, error) {
 		l := load
 		l.onSend = onSend
