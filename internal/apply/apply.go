@@ -116,42 +116,41 @@ func (a *Applier) Normal(e raftpb.Entry) (uint64, Result) {
 // headerID reads InternalRaftRequest.header.ID (field 100, then field 1)
 // from an encoded request without decoding the rest.
 func headerID(b []byte) (uint64, bool) {
+	h, ok := findField(b, 100, protowire.BytesType)
+	if !ok {
+		return 0, false
+	}
+	if h, ok = findField(h, 1, protowire.VarintType); !ok {
+		return 0, false
+	}
+	v, n := protowire.ConsumeVarint(h)
+	return v, n >= 0
+}
+
+// findField returns the encoding of the first field num of type typ in the
+// message b: the bytes of a length-delimited field's value, or the rest of
+// b starting at any other field's value.
+func findField(b []byte, num protowire.Number, typ protowire.Type) ([]byte, bool) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		fnum, ftyp, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0, false
+			return nil, false
 		}
 		b = b[n:]
-		if num == 100 && typ == protowire.BytesType {
-			h, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return 0, false
+		if fnum == num && ftyp == typ {
+			if typ != protowire.BytesType {
+				return b, true
 			}
-			for len(h) > 0 {
-				hnum, htyp, k := protowire.ConsumeTag(h)
-				if k < 0 {
-					return 0, false
-				}
-				h = h[k:]
-				if hnum == 1 && htyp == protowire.VarintType {
-					v, j := protowire.ConsumeVarint(h)
-					return v, j >= 0
-				}
-				j := protowire.ConsumeFieldValue(hnum, htyp, h)
-				if j < 0 {
-					return 0, false
-				}
-				h = h[j:]
-			}
-			return 0, false
+			v, m := protowire.ConsumeBytes(b)
+			return v, m >= 0
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
+		m := protowire.ConsumeFieldValue(fnum, ftyp, b)
 		if m < 0 {
-			return 0, false
+			return nil, false
 		}
 		b = b[m:]
 	}
-	return 0, false
+	return nil, false
 }
 
 // replayNormal re-applies the in-memory effects of an entry the backend

@@ -6,14 +6,8 @@ import pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 type header struct{ m Member }
 
 func (h header) fill(hp **pb.ResponseHeader) {
-	if *hp == nil {
-		*hp = &pb.ResponseHeader{}
-	}
-	rh := *hp
-	rh.ClusterId = h.m.ClusterID()
-	rh.MemberId = h.m.ID()
-	rh.RaftTerm = h.m.Term()
-	if rh.Revision == 0 {
+	h.fillNoRev(hp)
+	if rh := *hp; rh.Revision == 0 {
 		rh.Revision = h.m.Rev()
 	}
 }
