@@ -68,25 +68,9 @@ func (l txnLoad) run(ctx context.Context) (Measurement, error) {
 				}
 				j := i % l.keysPer
 				k := keys[j]
-				rctx, cancel := context.WithTimeout(ctx, l.reqTimeout)
-				t := time.Now()
-				resp, err := cli.Txn(rctx).
-					If(clientv3.Compare(clientv3.ModRevision(k), "=", revs[j])).
-					Then(clientv3.OpPut(k, val)).
-					Else(clientv3.OpGet(k)).
-					Commit()
-				d := time.Since(t)
-				cancel()
-				switch {
-				case err != nil:
-					localErr[err.Error()]++
-				case !resp.Succeeded:
-					localErr["compare failed (lost or foreign write)"]++
-					if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) == 1 {
-						revs[j] = rr.Kvs[0].ModRevision
-					}
-				default:
-					revs[j] = resp.Header.Revision
+				if _, d, fail := optimisticUpdate(ctx, cli, l.reqTimeout, k, val, &revs[j]); fail != "" {
+					localErr[fail]++
+				} else {
 					local = append(local, d.Seconds())
 				}
 			}
@@ -105,4 +89,31 @@ func (l txnLoad) run(ctx context.Context) (Measurement, error) {
 		return m, fmt.Errorf("txn load: %w after %d of %d requests", errTimeout, m.Succeeded+m.Errors, l.total)
 	}
 	return m, nil
+}
+
+// optimisticUpdate is the apiserver's update: put k=val if its mod revision
+// is still *rev, else read it. On success *rev becomes the new revision and
+// sent is when the request went out; on a failed compare *rev is refreshed
+// from the read. fail is "" on success, else what went wrong.
+func optimisticUpdate(ctx context.Context, cli *clientv3.Client, timeout time.Duration, k, val string, rev *int64) (sent time.Time, d time.Duration, fail string) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sent = time.Now()
+	resp, err := cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", *rev)).
+		Then(clientv3.OpPut(k, val)).
+		Else(clientv3.OpGet(k)).
+		Commit()
+	d = time.Since(sent)
+	switch {
+	case err != nil:
+		return sent, d, err.Error()
+	case !resp.Succeeded:
+		if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) == 1 {
+			*rev = rr.Kvs[0].ModRevision
+		}
+		return sent, d, "compare failed (lost or foreign write)"
+	}
+	*rev = resp.Header.Revision
+	return sent, d, ""
 }

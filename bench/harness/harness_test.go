@@ -229,6 +229,21 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// runClean runs cfg within timeout and checks that it succeeded and left no
+// process and no file behind.
+func runClean(t *testing.T, p *pids, cfg Config, timeout time.Duration) *Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.checkGone(t)
+	checkWorkRootEmpty(t, cfg.WorkRoot)
+	return res
+}
+
 func checkWorkRootEmpty(t *testing.T, root string) {
 	t.Helper()
 	left, _ := filepath.Glob(filepath.Join(root, "*"))
@@ -244,14 +259,7 @@ func TestPlumbing(t *testing.T) {
 	t.Parallel() // with TestPlumbingShapesAndMaintenance: tiny numbers mean nothing anyway
 	var p pids
 	cfg := testConfig(t, &p, "put-1c", "range-s-100c", "txn-100c", "memory")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.checkGone(t)
-	checkWorkRootEmpty(t, cfg.WorkRoot)
+	res := runClean(t, &p, cfg, 2*time.Minute)
 	if p.count("benchmark") == 0 {
 		t.Error("etcd's benchmark tool never ran")
 	}
@@ -289,14 +297,7 @@ func TestPlumbingShapesAndMaintenance(t *testing.T) {
 	want := []string{"k8s-shape", "range-prefix-paging", "memory-revisions", "compaction-under-load", "defrag-under-load"}
 	cfg := testConfig(t, &p, want...)
 	cfg.Sizes.Rounds = 1
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.checkGone(t)
-	checkWorkRootEmpty(t, cfg.WorkRoot)
+	res := runClean(t, &p, cfg, 2*time.Minute)
 	checkResults(t, cfg, res, want)
 	wantParts := map[string]string{"k8s-shape": "lists", "range-prefix-paging": "full scans",
 		"compaction-under-load": "fill", "defrag-under-load": "fill"}

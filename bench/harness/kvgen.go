@@ -436,29 +436,14 @@ func (l k8sLoad) run(ctx context.Context) (k8sResult, error) {
 			for i := 0; next.Add(1) <= int64(l.total) && ctx.Err() == nil; i++ {
 				j := mine[i%len(mine)]
 				k := fixedKey(k8sPrefix, j, k8sKeyLen)
-				rctx, cancel := context.WithTimeout(ctx, l.reqTimeout)
-				t := time.Now()
-				resp, err := cli.Txn(rctx).
-					If(clientv3.Compare(clientv3.ModRevision(k), "=", l.revs[j])).
-					Then(clientv3.OpPut(k, val)).
-					Else(clientv3.OpGet(k)).
-					Commit()
-				d := time.Since(t)
-				cancel()
-				switch {
-				case err != nil:
-					txnErrs.add(err.Error())
-				case !resp.Succeeded:
-					txnErrs.add("compare failed (lost or foreign write)")
-					if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) == 1 {
-						l.revs[j] = rr.Kvs[0].ModRevision
-					}
-				default:
-					l.revs[j] = resp.Header.Revision
-					local = append(local, d.Seconds())
-					if l.onUpdate != nil {
-						l.onUpdate(resp.Header.Revision, t)
-					}
+				t, d, fail := optimisticUpdate(ctx, cli, l.reqTimeout, k, val, &l.revs[j])
+				if fail != "" {
+					txnErrs.add(fail)
+					continue
+				}
+				local = append(local, d.Seconds())
+				if l.onUpdate != nil {
+					l.onUpdate(l.revs[j], t)
 				}
 			}
 		}(c)

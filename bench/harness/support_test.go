@@ -187,14 +187,7 @@ func TestPlumbingClusterAndWatch(t *testing.T) {
 	cfg := testConfig(t, &p, want...)
 	cfg.SUT = "etcd-3.6.16" // cairn does not support these yet: TestNotSupportedOnCairn
 	cfg.Sizes.Rounds = 1
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.checkGone(t)
-	checkWorkRootEmpty(t, cfg.WorkRoot)
+	res := runClean(t, &p, cfg, 3*time.Minute)
 	checkResults(t, cfg, res, want)
 	if n := p.count("etcd-3.6.16"); n < 3*3 { // the reference alone: 3 cluster workloads × 3 members
 		t.Errorf("only %d reference servers started", n)
@@ -238,14 +231,7 @@ func TestNotSupportedOnCairn(t *testing.T) {
 		var p pids
 		cfg := testConfig(t, &p, workloads...)
 		cfg.SUT, cfg.Refs, cfg.Sizes.Rounds = sut, nil, 1
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		res, err := Run(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.checkGone(t)
-		checkWorkRootEmpty(t, cfg.WorkRoot)
+		res := runClean(t, &p, cfg, 3*time.Minute)
 		if res.AnyFailed() {
 			t.Errorf("a workload failed:\n%s", res.Markdown())
 		}
