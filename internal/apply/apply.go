@@ -34,9 +34,10 @@ type Result struct {
 	Physical <-chan struct{}
 }
 
-// ErrUnsupported is the result of a request kind cairn does not apply yet.
-// It is returned to the proposer; the entry is still consumed (and its
-// consistent index recorded) so the log keeps moving.
+// ErrUnsupported is the result of an entry holding a request kind cairn does
+// not apply yet (an *UnsupportedError). The entry is not consumed: the
+// consistent index stays before it, and the server must stop rather than go
+// on with a state etcd would not have built.
 var ErrUnsupported = errors.New("apply: request kind not supported yet")
 
 // ErrNoSpace refuses a write while the NOSPACE alarm is active.
@@ -96,11 +97,20 @@ func (a *Applier) Normal(e raftpb.Entry) (uint64, Result) {
 		}
 	}
 	if req == nil {
-		req = &pb.InternalRaftRequest{}
-		if err := req.Unmarshal(e.Data); err != nil {
-			// Not a v3 request: a legacy v2 request from an old WAL tail.
-			return a.legacyV2(e, replay)
+		r, err := decode(e)
+		if err != nil && !(r != nil && !replay && a.alarms.noSpace() && growsStore(r)) {
+			// (Under NOSPACE a lease grant is refused as etcd refuses it,
+			// below, so it is applied as etcd applies it.)
+			if replay {
+				// The backend already holds what etcd made of it.
+				return 0, Result{}
+			}
+			// Not consumed: the consistent index stays before it and the
+			// server stops (see UnsupportedError).
+			hid, _ := headerID(e.Data)
+			return hid, Result{Err: err}
 		}
+		req = r
 		id = req.ID
 		if req.Header != nil && req.Header.ID != 0 {
 			id = req.Header.ID
@@ -166,12 +176,17 @@ func (a *Applier) replayNormal(req *pb.InternalRaftRequest) {
 }
 
 func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
-	ci := txn.ConsistentIndex{Index: e.Index, Term: e.Term}
-	a.consistentIndex = e.Index
 	if a.alarms.noSpace() && growsStore(req) {
-		a.kv.SetConsistentIndex(e.Index, e.Term)
+		a.recordIndex(e)
 		return Result{Err: ErrNoSpace}
 	}
+	// A local proposal skipped decode's check; cairn never proposes a
+	// kind it cannot apply, but a request must not be half-understood.
+	if kind, ok := requestKind(req); !ok {
+		return Result{Err: &UnsupportedError{Index: e.Index, Kind: kind}}
+	}
+	ci := txn.ConsistentIndex{Index: e.Index, Term: e.Term}
+	a.consistentIndex = e.Index
 	switch {
 	case req.Put != nil:
 		resp, err := a.exec.Put(req.Put, ci)
@@ -205,9 +220,8 @@ func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 		resp, err := a.alarms.apply(req.Alarm, w.BackendTx())
 		return Result{Resp: resp, Err: err}
 	}
-	a.kv.SetConsistentIndex(e.Index, e.Term)
-	a.lg.Warn("applying a request kind cairn does not support yet", zap.Stringer("request", req))
-	return Result{Err: fmt.Errorf("%w: %s", ErrUnsupported, kindOf(req))}
+	// Invariant: requestKind accepts exactly the kinds handled above.
+	panic(fmt.Sprintf("apply: request kind accepted but not handled: %s", fieldKind(req)))
 }
 
 // end records the consistent index in the entry's transaction and ends it.
@@ -238,46 +252,6 @@ func (a *Applier) setAttributes(r *membershippb.ClusterMemberAttrSetRequest, p m
 		a.lg.Error("failed to update; member unknown", zap.String("member-id", membership.FormatID(r.Member_ID)))
 	}
 	return err
-}
-
-// legacyV2 handles a bare v2 Request: only the membership writes etcd 3.x
-// ever proposed this way are accepted.
-func (a *Applier) legacyV2(e raftpb.Entry, replay bool) (uint64, Result) {
-	var r pb.Request
-	if err := r.Unmarshal(e.Data); err != nil {
-		a.lg.Error("cannot decode raft entry", zap.Uint64("index", e.Index), zap.Error(err))
-		if !replay {
-			a.recordIndex(e)
-		}
-		return 0, Result{Err: fmt.Errorf("%w: undecodable entry", ErrUnsupported)}
-	}
-	a.lg.Warn("ignoring legacy v2 request in the log", zap.String("method", r.Method), zap.String("path", r.Path), zap.Uint64("index", e.Index))
-	if !replay {
-		a.recordIndex(e)
-	}
-	return r.ID, Result{}
-}
-
-func kindOf(r *pb.InternalRaftRequest) string {
-	switch {
-	case r.LeaseGrant != nil:
-		return "lease grant"
-	case r.LeaseRevoke != nil:
-		return "lease revoke"
-	case r.LeaseCheckpoint != nil:
-		return "lease checkpoint"
-	case r.Alarm != nil:
-		return "alarm"
-	case r.AuthEnable != nil, r.AuthDisable != nil, r.Authenticate != nil, r.AuthStatus != nil,
-		r.AuthUserAdd != nil, r.AuthUserDelete != nil, r.AuthUserGet != nil, r.AuthUserChangePassword != nil,
-		r.AuthUserGrantRole != nil, r.AuthUserRevokeRole != nil, r.AuthUserList != nil, r.AuthRoleList != nil,
-		r.AuthRoleAdd != nil, r.AuthRoleDelete != nil, r.AuthRoleGet != nil, r.AuthRoleGrantPermission != nil,
-		r.AuthRoleRevokePermission != nil:
-		return "auth"
-	case r.DowngradeInfoSet != nil:
-		return "downgrade"
-	}
-	return "unknown"
 }
 
 // growsStore reports whether a request may add data while NOSPACE is

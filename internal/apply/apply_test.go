@@ -312,10 +312,16 @@ func TestEmptyLegacyAndUnsupportedEntries(t *testing.T) {
 			if id != tc.wantID || !errIs(r.Err, tc.wantErr) || r.Resp != nil {
 				t.Fatalf("Normal = %d, %+v; want %d, %v", id, r, tc.wantID, tc.wantErr)
 			}
-			if got := e.a.ConsistentIndex(); got != tc.ent.Index {
-				t.Fatalf("consistent index %d, want %d", got, tc.ent.Index)
+			// An unsupported entry is not consumed: the consistent index
+			// stays at the last entry applied.
+			wantCI := tc.ent.Index
+			if tc.wantErr != nil {
+				wantCI = 3
 			}
-			if ci, term := e.kv.ConsistentIndexTerm(); ci != tc.ent.Index || term != 3 && term != 2 {
+			if got := e.a.ConsistentIndex(); got != wantCI {
+				t.Fatalf("consistent index %d, want %d", got, wantCI)
+			}
+			if ci, term := e.kv.ConsistentIndexTerm(); ci != wantCI || term != 3 && term != 2 {
 				t.Fatalf("store consistent index %d/%d", ci, term)
 			}
 			if s := e.state(); s.rev != before.rev || s.hashKV != before.hashKV {

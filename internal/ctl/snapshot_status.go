@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/cairnkv/cairn/internal/backend"
 	"github.com/cairnkv/cairn/internal/ctl/printer"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/schema"
@@ -41,34 +41,29 @@ func dbStatus(path string) (printer.DBStatus, error) {
 	if _, err := os.Stat(path); err != nil {
 		return ds, err
 	}
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	f, err := backend.OpenFile(path, 0)
 	if err != nil {
 		return ds, err
 	}
-	defer db.Close()
+	defer f.Close()
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	live := map[string]struct{}{}
-	err = db.View(func(tx *bolt.Tx) error {
+	err = f.View(func(tx backend.FileTx) error {
 		var problems []string
-		for err := range tx.Check() {
+		for _, err := range tx.Check() {
 			problems = append(problems, err.Error())
 		}
 		if len(problems) > 0 {
 			return fmt.Errorf("snapshot file integrity check failed. %d errors found.\n%s", len(problems), strings.Join(problems, "\n"))
 		}
 		ds.TotalSize = tx.Size()
-		if b := tx.Bucket(schema.Meta); b != nil {
-			ds.Version = storageVersion(b.Get(schema.MetaStorageVersionKey))
+		if v, ok := tx.Get(schema.Meta, schema.MetaStorageVersionKey); ok {
+			ds.Version = storageVersion(v)
 		}
-		c := tx.Cursor()
-		for name, _ := c.First(); name != nil; name, _ = c.Next() {
-			b := tx.Bucket(name)
-			if b == nil {
-				return fmt.Errorf("nil bucket: %q", string(name))
-			}
+		for _, name := range tx.Buckets() {
 			h.Write(name)
 			isKey := string(name) == string(schema.Key)
-			err := b.ForEach(func(k, v []byte) error {
+			err := tx.ForEach(name, func(k, v []byte) error {
 				h.Write(k)
 				h.Write(v)
 				if !isKey {

@@ -77,6 +77,12 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			if id != 0 {
 				s.w.Trigger(id, applyResult{resp: r.Resp, err: r.Err, physical: r.Physical})
 			}
+			if errors.Is(r.Err, apply.ErrUnsupported) {
+				// Going on would leave this member's state different from
+				// every etcd member's. The entry stays unapplied; a restart
+				// refuses it at start-up with the same words.
+				return fmt.Errorf("%w; stopping: cairn would diverge from the cluster by skipping it", r.Err)
+			}
 		case raftpb.EntryConfChange:
 			var cc raftpb.ConfChange
 			if err := cc.Unmarshal(e.Data); err != nil {
@@ -147,5 +153,3 @@ func (s *Server) waitPersisted(ap raftnode.Apply) error {
 }
 
 func isEmptySnap(sn raftpb.Snapshot) bool { return sn.Metadata.Index == 0 }
-
-var _ = apply.Result{}

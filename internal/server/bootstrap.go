@@ -40,6 +40,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		// data dir behind.
 		return nil, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(cfg.InitialCluster))
 	}
+	if err := checkDataDir(lg, cfg); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{cfg.DataDir, cfg.MemberDir(), cfg.SnapDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot access data directory: %w", err)

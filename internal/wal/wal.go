@@ -504,3 +504,21 @@ func (w *WAL) fsyncDirPath(dir string) error {
 	defer d.Close()
 	return w.fsyncDir(d)
 }
+
+// SegmentOf returns the path of the segment that holds the entry at index:
+// the last segment opened whose name's index (that of its first entry) is
+// at most index, or the first segment when none is. "" when no segment was
+// opened.
+func (w *WAL) SegmentOf(index uint64) string {
+	if len(w.segs) == 0 {
+		return ""
+	}
+	name := w.segs[0].name
+	for _, s := range w.segs[1:] {
+		if s.index > index {
+			break
+		}
+		name = s.name
+	}
+	return filepath.Join(w.dir, name)
+}
