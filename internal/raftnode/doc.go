@@ -4,8 +4,9 @@
 //
 // Threading: the RawNode is not safe for concurrent use, so one goroutine
 // (the loop) owns it. Proposals reach it through a queue (Propose never
-// blocks); read-index, conf-change and campaign requests run on the loop as
-// closures. Each round the loop first steps every queued proposal into raft
+// blocks); peer messages through a buffered intake (Step), stepped in
+// bursts; read-index, conf-change, campaign and unreachable/snapshot reports
+// run on the loop as closures. Each round the loop first steps every queued proposal into raft
 // as one MsgProp, then handles Readys until raft has none.
 //
 // The Ready-loop contract, in the order each Ready is handled:
@@ -15,10 +16,14 @@
 //  2. Read states are handed to OnReadStates (linearizable reads).
 //  3. Committed entries and any incoming snapshot are queued for the applier
 //     (Apply channel) together with a notify channel. Committed entries are
-//     durable on a quorum, so applying them overlaps with step 5 — except that
-//     a follower may learn of a commit in the Ready that appends the entry
-//     locally: Apply.NeedsPersist then tells the applier to wait for step 6
-//     first, so its backend never gets ahead of its own WAL.
+//     durable on a quorum, so applying them overlaps with step 5 — except when
+//     a committed entry's index is at or above the first entry this Ready
+//     appends: the entry is then not on the local disk yet (a follower told
+//     of a commit in the append itself, or a new leader's entries replacing
+//     an uncommitted tail, whatever the WAL held at those indexes before).
+//     Apply.NeedsPersist then tells the applier to wait for step 6 first, so
+//     its backend never gets ahead of its own WAL. Raft's storage holds only
+//     what the WAL holds, so entries a restart reads back need no wait.
 //  4. A leader sends its messages now, in parallel with its own disk write
 //     (raft thesis §10.2.1); a follower waits until after step 5, because its
 //     MsgAppResp promises that the entries are on disk.

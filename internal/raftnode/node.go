@@ -36,25 +36,29 @@ type Transport interface {
 // Apply is one batch handed to the applier, in log order.
 //
 // Committed entries are durable on a quorum, but in raft's synchronous
-// storage mode a follower may learn that an entry is committed in the same
-// Ready that appends it locally. The applier must therefore not make an
-// entry with index > LocalDurable() durable in its own storage before
-// Persisted is closed (NeedsPersist says when to wait).
+// storage mode a node may learn that an entry is committed in the same Ready
+// that appends it locally (a follower, or a new leader overwriting an
+// uncommitted tail: the entries at those indexes are then new, whatever the
+// WAL held there before). The applier must not make such an entry durable in
+// its own storage before Persisted is closed; NeedsPersist says when to wait.
 type Apply struct {
 	Entries  []raftpb.Entry
 	Snapshot raftpb.Snapshot
 	// Persisted is closed once everything of the Ready that produced this
 	// batch is durable.
 	Persisted <-chan struct{}
-	// durableBefore is the last index durable in the local WAL before this
-	// batch's Ready was persisted.
-	durableBefore uint64
+	// firstUnsaved is the index of the first entry the Ready that produced
+	// this batch appends, 0 when it appends none. Entries below it are in
+	// raft's storage, which holds only what the WAL holds.
+	firstUnsaved uint64
 }
 
-// NeedsPersist reports whether some entry of the batch was not yet durable
-// locally when the batch was handed over.
+// NeedsPersist reports whether the batch holds an entry that its own Ready
+// appends, i.e. one that is not yet durable locally (etcd's rule: wait for
+// the WAL whenever a committed entry's index is at or above the first entry
+// being persisted).
 func (a Apply) NeedsPersist() bool {
-	return len(a.Entries) > 0 && a.Entries[len(a.Entries)-1].Index > a.durableBefore
+	return len(a.Entries) > 0 && a.firstUnsaved != 0 && a.Entries[len(a.Entries)-1].Index >= a.firstUnsaved
 }
 
 // Config configures a Node.
@@ -99,28 +103,31 @@ type Node struct {
 	applyc chan Apply
 	stopc  chan struct{}
 	donec  chan struct{}
-	lead   atomic.Uint64
-	// durable is the last log index made durable by the Persister.
-	durable atomic.Uint64
+	// recvc carries messages from peers to the loop.
+	recvc   chan raftpb.Message
+	lead    atomic.Uint64
 	term    atomic.Uint64
 	isLead  atomic.Bool
 	stopped sync.Once
 }
 
-// New returns a Node that is not yet running. lastIndex is the last index
-// of the log already durable (from the WAL at restart, 0 when new).
-func New(cfg Config, lastIndex uint64) *Node {
-	n := &Node{
+// recvBuffer is how many peer messages may wait for the loop; a peer's
+// Step blocks while it is full.
+const recvBuffer = 4096
+
+// New returns a Node that is not yet running. Config.Storage must hold only
+// entries that are durable in the WAL.
+func New(cfg Config) *Node {
+	return &Node{
 		cfg:    cfg,
 		rn:     cfg.Raft,
 		props:  newProposalQueue(),
 		reqc:   make(chan func()),
 		applyc: make(chan Apply, 64),
+		recvc:  make(chan raftpb.Message, recvBuffer),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 	}
-	n.durable.Store(lastIndex)
-	return n
 }
 
 // Apply returns the channel of batches to apply, in log order. It is closed
@@ -150,6 +157,30 @@ func (n *Node) ApplyConfChange(cc raftpb.ConfChange) *raftpb.ConfState {
 		return nil
 	}
 	return cs
+}
+
+// Step hands a message from a peer to raft. It waits while the intake is
+// full, until ctx is done (the message is then dropped; raft retries).
+func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
+	select {
+	case n.recvc <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+}
+
+// ReportUnreachable tells raft that the last message to peer id could not
+// be delivered, so the leader probes it again instead of streaming.
+func (n *Node) ReportUnreachable(id uint64) {
+	_ = n.do(func() { n.rn.ReportUnreachable(id) })
+}
+
+// ReportSnapshot tells raft whether the snapshot sent to peer id arrived.
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	_ = n.do(func() { n.rn.ReportSnapshot(id, status) })
 }
 
 // Campaign makes this node start an election.
@@ -218,9 +249,26 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.rn.Tick()
 		case <-n.props.wake:
+		case m := <-n.recvc:
+			n.step(m)
 		case f := <-n.reqc:
 			f()
 		case <-n.stopc:
+			return
+		}
+	}
+}
+
+// step steps m and every other message already waiting into raft, so a
+// burst of peer messages yields one Ready.
+func (n *Node) step(m raftpb.Message) {
+	for {
+		if err := n.rn.Step(m); err != nil {
+			n.cfg.Logger.Debug("raft refused a peer message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
+		}
+		select {
+		case m = <-n.recvc:
+		default:
 			return
 		}
 	}
@@ -276,11 +324,13 @@ func (n *Node) propose() {
 
 func (n *Node) handle(rd raft.Ready) error {
 	if rd.SoftState != nil {
+		// Role and leader are published before the callback runs, so it
+		// sees a consistent state.
 		lead := rd.SoftState.Lead
+		n.isLead.Store(rd.SoftState.RaftState == raft.StateLeader)
 		if old := n.lead.Swap(lead); old != lead && n.cfg.OnLeaderChange != nil {
 			n.cfg.OnLeaderChange(lead, rd.HardState.Term)
 		}
-		n.isLead.Store(rd.SoftState.RaftState == raft.StateLeader)
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.term.Store(rd.HardState.Term)
@@ -294,7 +344,10 @@ func (n *Node) handle(rd raft.Ready) error {
 
 	persisted := make(chan struct{})
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
-		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted, durableBefore: n.durable.Load()}
+		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}
+		if len(rd.Entries) > 0 {
+			ap.firstUnsaved = rd.Entries[0].Index
+		}
 		// While the applier is behind, keep serving requests: it may be
 		// waiting in ApplyConfChange for this very goroutine.
 		for sent := false; !sent; {
@@ -320,13 +373,6 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 	if err := n.cfg.Persister.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("save wal: %w", err)
-	}
-	if len(rd.Entries) > 0 {
-		// Entries may be overwritten by a new leader: durable is the end of
-		// the log as now persisted.
-		n.durable.Store(rd.Entries[len(rd.Entries)-1].Index)
-	} else if !raft.IsEmptySnap(rd.Snapshot) {
-		n.durable.Store(rd.Snapshot.Metadata.Index)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.cfg.Storage.ApplySnapshot(rd.Snapshot); err != nil {

@@ -21,7 +21,7 @@ const wait = 10 * time.Second
 type fakePersister struct {
 	mu        sync.Mutex
 	saves     int             // Save calls so far
-	saved     map[uint64]bool // entry indexes made durable
+	saved     map[uint64]uint64 // entry index → term of the entry made durable there
 	lastIndex uint64          // highest entry index saved
 	commit    uint64          // highest HardState.Commit saved
 	snaps     int
@@ -37,7 +37,7 @@ type fakePersister struct {
 }
 
 func newFakePersister() *fakePersister {
-	return &fakePersister{saved: map[uint64]bool{}, entered: make(chan struct{}, 100), release: make(chan struct{})}
+	return &fakePersister{saved: map[uint64]uint64{}, entered: make(chan struct{}, 100), release: make(chan struct{})}
 }
 
 func (p *fakePersister) Save(st raftpb.HardState, ents []raftpb.Entry) error {
@@ -59,7 +59,7 @@ func (p *fakePersister) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 		if e.Index > p.lastIndex+1 {
 			p.violations = append(p.violations, fmt.Sprintf("gap: saved %d after %d", e.Index, p.lastIndex))
 		}
-		p.saved[e.Index] = true
+		p.saved[e.Index] = e.Term
 		p.lastIndex = e.Index
 	}
 	if !raft.IsEmptyHardState(st) {
@@ -81,7 +81,15 @@ func (p *fakePersister) SaveSnapshot(raftpb.Snapshot) error {
 func (p *fakePersister) isSaved(i uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.saved[i]
+	return p.saved[i] != 0
+}
+
+// holds reports whether the entry e itself (its index with its term) is
+// durable; an older entry at the same index does not count.
+func (p *fakePersister) holds(e raftpb.Entry) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.saved[e.Index] == e.Term
 }
 
 func (p *fakePersister) setGated(g bool) {
@@ -134,7 +142,7 @@ func start(t *testing.T, p *fakePersister) *harness {
 			h.fatals = append(h.fatals, err)
 			h.fatalMu.Unlock()
 		},
-	}, 0)
+	})
 	h.n.Start()
 	t.Cleanup(h.n.Stop)
 	if err := h.n.Campaign(); err != nil {
@@ -187,8 +195,8 @@ func checkBatch(t *testing.T, p *fakePersister, ap Apply) {
 	t.Helper()
 	if !ap.NeedsPersist() {
 		for _, e := range ap.Entries {
-			if !p.isSaved(e.Index) {
-				t.Fatalf("entry %d handed to apply before it was saved, NeedsPersist false", e.Index)
+			if !p.holds(e) {
+				t.Fatalf("entry %d (term %d) handed to apply before it was saved, NeedsPersist false", e.Index, e.Term)
 			}
 		}
 	}
@@ -288,30 +296,43 @@ func TestPersistedClosesOnlyAfterSave(t *testing.T) {
 	}()
 	h.n.Propose(nil, 1, []byte("x"))
 	deadline := time.After(wait)
-	// Release Saves until the batch with "x" arrives; the Save of the Ready
-	// that queued it is then blocked in entered (not yet released).
+	// Release Saves until the batch with "x" arrives. The loop queues a
+	// batch before it saves its Ready, so when a Save is entered every batch
+	// of that Ready is already in the Apply buffer: draining it first tells
+	// whether this Save is the one of x's Ready (then held, not released).
 	var ap Apply
-	for ap.Entries == nil {
-		select {
-		case <-p.entered:
-			p.release <- struct{}{}
-		case a := <-h.n.Apply():
-			for _, e := range a.Entries {
-				if string(e.Data) == "x" {
-					ap = a
-				}
+	take := func(a Apply) {
+		for _, e := range a.Entries {
+			if string(e.Data) == "x" {
+				ap = a
 			}
-			if ap.Entries == nil {
-				go drain(a)
-			}
-		case <-deadline:
-			t.Fatal("entry x never committed")
+		}
+		if ap.Entries == nil {
+			go drain(a)
 		}
 	}
-	select {
-	case <-p.entered:
-	case <-deadline:
-		t.Fatal("the Ready carrying x never saved")
+	held := false
+	for !held {
+		select {
+		case <-p.entered:
+			for drained := false; !drained; {
+				select {
+				case a := <-h.n.Apply():
+					take(a)
+				default:
+					drained = true
+				}
+			}
+			if ap.Entries != nil {
+				held = true
+			} else {
+				p.release <- struct{}{}
+			}
+		case a := <-h.n.Apply():
+			take(a)
+		case <-deadline:
+			t.Fatal("entry x never committed and saved")
+		}
 	}
 	select {
 	case <-ap.Persisted:
@@ -452,39 +473,32 @@ func TestStopWhileApplierIsBehind(t *testing.T) {
 	}
 }
 
-// TestRestartedLogNeedsNoPersist: after a restart, committed entries the
-// WAL already holds (lastIndex) are applied without waiting; entries past
-// it must wait.
+// TestRestartedLogNeedsNoPersist: after a restart, the committed entries
+// raft's storage already holds (read from the WAL) are applied without
+// waiting for any Save.
 func TestRestartedLogNeedsNoPersist(t *testing.T) {
-	for _, tc := range []struct {
-		lastIndex uint64
-		want      bool
-	}{{3, false}, {5, false}, {2, true}, {0, true}} {
-		t.Run(fmt.Sprint(tc.lastIndex), func(t *testing.T) {
-			ms := raft.NewMemoryStorage()
-			ents := []raftpb.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1, Data: []byte("a")}, {Index: 3, Term: 1, Data: []byte("b")}}
-			if err := ms.Append(ents); err != nil {
-				t.Fatal(err)
-			}
-			if err := ms.SetHardState(raftpb.HardState{Term: 1, Commit: 3}); err != nil {
-				t.Fatal(err)
-			}
-			rn, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := newFakePersister()
-			n := New(Config{Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: p, TickInterval: time.Hour}, tc.lastIndex)
-			n.Start()
-			defer n.Stop()
-			select {
-			case ap := <-n.Apply():
-				if len(ap.Entries) != 3 || ap.NeedsPersist() != tc.want {
-					t.Fatalf("%d entries, NeedsPersist %v; want 3, %v", len(ap.Entries), ap.NeedsPersist(), tc.want)
-				}
-			case <-time.After(wait):
-				t.Fatal("no batch")
-			}
-		})
+	ms := raft.NewMemoryStorage()
+	ents := []raftpb.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1, Data: []byte("a")}, {Index: 3, Term: 1, Data: []byte("b")}}
+	if err := ms.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.SetHardState(raftpb.HardState{Term: 1, Commit: 3}); err != nil {
+		t.Fatal(err)
+	}
+	rn, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newFakePersister()
+	n := New(Config{Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: p, TickInterval: time.Hour})
+	n.Start()
+	defer n.Stop()
+	select {
+	case ap := <-n.Apply():
+		if len(ap.Entries) != 3 || ap.NeedsPersist() {
+			t.Fatalf("%d entries, NeedsPersist %v; want 3, false", len(ap.Entries), ap.NeedsPersist())
+		}
+	case <-time.After(wait):
+		t.Fatal("no batch")
 	}
 }

@@ -119,7 +119,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	}
 
 	var (
-		lastIndex uint64 // last index durable in the WAL
 		w         *wal.WAL
 		rn        *raft.RawNode
 		cl        *membership.Cluster
@@ -226,10 +225,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		if err := ms.Append(ents); err != nil {
 			return nil, err
 		}
-		lastIndex = snapIndex
-		if len(ents) > 0 {
-			lastIndex = ents[len(ents)-1].Index
-		}
 		cl = membership.NewCluster(meta.ClusterID, meta.NodeID, maxLearners)
 		if snapshot != nil {
 			if err := restoreMembership(cl, snapshot.Data); err != nil {
@@ -311,7 +306,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			}
 		},
 		OnFatal: s.fatal,
-	}, lastIndex)
+	})
 	s.disk = newDiskGuard(cfg.MaxRequestBytes, cfg.SnapDir(), cfg.WALPath())
 	s.rd = newReader(lg, s.node, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
 	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)
