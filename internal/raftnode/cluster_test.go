@@ -2,9 +2,9 @@ package raftnode
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"io"
 	"log"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"

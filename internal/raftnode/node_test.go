@@ -20,10 +20,10 @@ const wait = 10 * time.Second
 // them.
 type fakePersister struct {
 	mu        sync.Mutex
-	saves     int             // Save calls so far
+	saves     int               // Save calls so far
 	saved     map[uint64]uint64 // entry index → term of the entry made durable there
-	lastIndex uint64          // highest entry index saved
-	commit    uint64          // highest HardState.Commit saved
+	lastIndex uint64            // highest entry index saved
+	commit    uint64            // highest HardState.Commit saved
 	snaps     int
 	// failAt makes the failAt-th Save (1-based) return err.
 	failAt int
