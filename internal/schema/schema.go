@@ -67,7 +67,13 @@ var (
 )
 
 // Init creates every bucket etcd 3.6 creates and, when absent, writes
-// meta/storageVersion. Idempotent.
+// meta/storageVersion and auth/authRevision 1. Idempotent.
+//
+// etcd's auth store writes authRevision 1 at every start that finds it
+// absent or 0 (server/auth/store.go NewAuthStore), auth enabled or not, so
+// every etcd backend has it. Without it Maintenance.Hash and `etcdutl
+// snapshot status`, which hash every bucket, differ from etcd's for the same
+// data, and etcd writes the key itself when it starts on the data dir.
 func Init(tx *backend.WriteTx) error {
 	for _, b := range AllBuckets {
 		if err := tx.CreateBucket(b); err != nil {
@@ -75,7 +81,14 @@ func Init(tx *backend.WriteTx) error {
 		}
 	}
 	if _, ok := tx.Get(Meta, MetaStorageVersionKey); !ok {
-		return WriteStorageVersion(tx, StorageVersion)
+		if err := WriteStorageVersion(tx, StorageVersion); err != nil {
+			return err
+		}
+	}
+	if v, ok := tx.Get(Auth, AuthRevisionKey); !ok || (len(v) == 8 && binary.BigEndian.Uint64(v) == 0) {
+		if err := tx.Put(Auth, AuthRevisionKey, u64(1)); err != nil {
+			return fmt.Errorf("schema init: %w", err)
+		}
 	}
 	return nil
 }

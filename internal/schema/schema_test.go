@@ -72,3 +72,48 @@ func TestRecordsRoundTrip(t *testing.T) {
 		t.Fatal("DefaultIgnores")
 	}
 }
+
+// Init writes auth/authRevision 1 where etcd's auth store does (absent or
+// 0), and keeps any other value: an etcd backend always has it, and the
+// whole-backend hash covers it.
+func TestInitWritesAuthRevision(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		have []byte // nil: absent
+		want string
+	}{
+		{"absent", nil, "\x00\x00\x00\x00\x00\x00\x00\x01"},
+		{"zero", make([]byte, 8), "\x00\x00\x00\x00\x00\x00\x00\x01"},
+		{"kept", []byte{0, 0, 0, 0, 0, 0, 0, 5}, "\x00\x00\x00\x00\x00\x00\x00\x05"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := backend.Open(backend.DefaultConfig(filepath.Join(t.TempDir(), "db")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			tx := b.Lock()
+			if tc.have != nil {
+				if err := tx.CreateBucket(Auth); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Put(Auth, AuthRevisionKey, tc.have); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < 2; i++ { // idempotent
+				if err := Init(tx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			v := b.Read()
+			defer v.End()
+			if got, _ := v.Get(Auth, AuthRevisionKey); string(got) != tc.want {
+				t.Fatalf("authRevision %x, want %x", got, tc.want)
+			}
+		})
+	}
+}
