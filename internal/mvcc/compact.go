@@ -162,29 +162,47 @@ func (s *Store) HashByRev(rev int64) (KeyValueHash, int64, error) {
 // earlier compactions finish) and ErrFutureRev (channel nil). Writer
 // goroutine, not holding a write transaction.
 func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.compactLocked(rev)
+	return s.CompactWithIndex(rev, 0, 0)
 }
 
-func (s *Store) compactLocked(rev int64) (<-chan struct{}, error) {
+// CompactWithIndex is Compact for the raft entry at index (with term): the
+// consistent index is recorded in the same backend transaction as the
+// scheduled compaction revision, so no commit can hold one without the other
+// (a crash between them would otherwise skip the compaction on replay). A
+// refused compaction still records the index: the entry was applied. index
+// 0 records nothing.
+func (s *Store) CompactWithIndex(rev int64, index, term uint64) (<-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.compactLocked(rev, index, term)
+}
+
+// compactLocked schedules the compaction. Caller holds s.mu for writing. It
+// does not wait for a commit: the scheduled revision reaches the disk with
+// the next commit, no later than any deletion of the physical compaction
+// (they are later writes of the same backend), so readers never wait here
+// for an fsync.
+func (s *Store) compactLocked(rev int64, index, term uint64) (<-chan struct{}, error) {
 	prev := s.compactRev.Load()
 	if rev <= prev {
+		s.setCILocked(index, term)
 		s.compactMu.Lock()
 		last := s.lastCompaction
 		s.compactMu.Unlock()
 		return last, fmt.Errorf("compact %d (compacted %d): %w", rev, prev, ErrCompacted)
 	}
 	if cur := s.currentRev.Load(); rev > cur {
+		s.setCILocked(index, term)
 		return nil, fmt.Errorf("compact %d (current %d): %w", rev, cur, ErrFutureRev)
 	}
 	tx := s.b.Lock()
 	err := tx.Put(schema.Meta, schema.ScheduledCompactKey, RevBytes(Revision{Main: rev}, false))
+	if err == nil && index != 0 {
+		s.ci, s.term, s.ciDirty = index, term, true
+		s.ciPub.Store(index)
+	}
 	if uerr := tx.Unlock(); err == nil {
 		err = uerr
-	}
-	if err == nil {
-		err = s.b.ForceCommit()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("compact %d: %w", rev, err)

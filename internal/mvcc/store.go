@@ -239,7 +239,7 @@ func (s *Store) restore() error {
 	s.lg.Info("kvstore restored", zap.Int64("current-rev", cur), zap.Int("keys", len(byKey)), zap.Duration("took", time.Since(start)))
 	if hasScheduled && scheduled > s.compactRev.Load() {
 		s.lg.Info("resume scheduled compaction", zap.Int64("scheduled-compact-revision", scheduled))
-		if _, err := s.compactLocked(scheduled); err != nil {
+		if _, err := s.compactLocked(scheduled, 0, 0); err != nil {
 			s.lg.Warn("compaction encountered error", zap.Error(err))
 		}
 	}

@@ -199,6 +199,15 @@ func (w *WriteTxn) End() error {
 // the caller's (for entries that change nothing in the store); they are
 // persisted by the next commit. Writer goroutine, not holding a WriteTxn.
 func (s *Store) SetConsistentIndex(index, term uint64) {
+	s.setCILocked(index, term)
+}
+
+// setCILocked records index and term under the backend's write lock; index
+// 0 records nothing.
+func (s *Store) setCILocked(index, term uint64) {
+	if index == 0 {
+		return
+	}
 	tx := s.b.Lock()
 	s.ci, s.term, s.ciDirty = index, term, true
 	s.ciPub.Store(index)

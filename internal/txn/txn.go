@@ -118,8 +118,7 @@ func (e *Executor) DeleteRange(r *pb.DeleteRangeRequest, ci ConsistentIndex) (*p
 // on ErrCompacted it closes when earlier compactions are done). Writer
 // goroutine.
 func (e *Executor) Compact(r *pb.CompactionRequest, ci ConsistentIndex) (*pb.CompactionResponse, <-chan struct{}, error) {
-	e.setCI(ci)
-	ch, err := e.kv.Compact(r.Revision)
+	ch, err := e.kv.CompactWithIndex(r.Revision, ci.Index, ci.Term)
 	if err != nil {
 		return nil, ch, err
 	}
