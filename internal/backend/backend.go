@@ -24,6 +24,15 @@
 // epoch and the sequence it saw and ignores later overlay versions. The epoch
 // is reference counted so its read transaction is rolled back when the last
 // view using it ends (so a commit that must remap is never blocked forever).
+//
+// Readers do not wait for commits: while bbolt writes and fsyncs a commit,
+// new views keep opening on the current epoch, which holds every write made
+// so far (writers wait for the commit), and the next epoch replaces it when
+// the commit is done. The exception is a commit that might grow the memory
+// map (a database near MmapSize; see commitCannotRemap): bbolt's remap waits
+// for every open read transaction, so such a commit blocks new views and
+// lets the old epoch's read transaction go first, as etcd's backend does for
+// every commit.
 package backend
 
 import (
@@ -129,11 +138,16 @@ type Backend struct {
 	// pending counts puts/deletes in wtx. Invariant: 0 <= pending < BatchLimit
 	// whenever wmu is free.
 	pending int
+	// pendingBytes is the size of the keys and values put in wtx.
+	pendingBytes int64
 	// dirty is true when wtx holds anything worth committing.
 	dirty bool
 	// err is sticky: once a commit failed every later write returns it.
 	err   error
 	hooks []func(*WriteTx) error
+	// commitTx commits a bbolt write transaction: (*bolt.Tx).Commit, or a
+	// test's wrapper around it.
+	commitTx func(*bolt.Tx) error
 	// rec records writes while a defrag copies; nil otherwise. Protected by
 	// wmu.
 	rec *defragLog
@@ -165,7 +179,7 @@ func Open(cfg Config) (*Backend, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	b := &Backend{cfg: cfg, lg: lg, stopc: make(chan struct{}), donec: make(chan struct{})}
+	b := &Backend{cfg: cfg, lg: lg, stopc: make(chan struct{}), donec: make(chan struct{}), commitTx: (*bolt.Tx).Commit}
 	b.wt.b = b
 	db, err := bolt.Open(cfg.Path, 0o600, b.boltOptions())
 	if err != nil {
@@ -244,22 +258,36 @@ func (b *Backend) commitLocked() error {
 	clear(b.wt.ops)
 	b.wt.ops = b.wt.ops[:0]
 	start := time.Now()
-	// Block new views, drop the backend's reference to the old epoch so its
-	// read tx is rolled back as soon as the last view ends (a commit that
-	// remaps waits for it).
-	b.epochMu.Lock()
-	old := b.cur
-	b.cur = nil
-	old.release()
-	err := b.wtx.Commit()
-	b.wtx = nil
-	rtx, rerr := b.db.Begin(false)
-	if rerr == nil {
+	var err, rerr error
+	var rtx *bolt.Tx
+	if b.commitCannotRemap() {
+		// Views keep opening on the current epoch while bbolt writes and
+		// fsyncs: it holds every write made so far (no write can start while
+		// wmu is held), so readers never wait for the disk. The epoch is
+		// swapped only once the commit is done.
+		err = b.commitTx(b.wtx)
+		b.wtx = nil
+		rtx, rerr = b.db.Begin(false)
+		b.epochMu.Lock()
+		old := b.cur
 		b.cur = newEpoch(rtx)
+		b.epochMu.Unlock()
+		old.release()
 	} else {
-		b.cur = newEpoch(nil)
+		// The commit may have to grow the mmap, which waits for every open
+		// read transaction: block new views and drop the backend's reference
+		// to the old epoch, so its read tx is rolled back as soon as the
+		// last view ends.
+		b.epochMu.Lock()
+		old := b.cur
+		b.cur = nil
+		old.release()
+		err = b.commitTx(b.wtx)
+		b.wtx = nil
+		rtx, rerr = b.db.Begin(false)
+		b.cur = newEpoch(rtx)
+		b.epochMu.Unlock()
 	}
-	b.epochMu.Unlock()
 	if err != nil {
 		return b.fail(err)
 	}
@@ -267,7 +295,7 @@ func (b *Backend) commitLocked() error {
 		return b.fail(fmt.Errorf("begin read tx: %w", rerr))
 	}
 	d := time.Since(start)
-	b.pending, b.dirty = 0, false
+	b.pending, b.pendingBytes, b.dirty = 0, 0, false
 	b.updateSize(rtx)
 	if b.cfg.OnCommit != nil {
 		b.cfg.OnCommit(d)
@@ -278,6 +306,22 @@ func (b *Backend) commitLocked() error {
 	}
 	b.wtx = wtx
 	return nil
+}
+
+// commitCannotRemap reports whether committing wtx surely fits in the
+// database's memory map, so the commit cannot remap (bbolt remaps only when
+// the file's high-water mark passes the mapped size, which is at least
+// MmapSize). The bound is deliberately loose: a commit rewrites each dirty
+// node once, so the high-water mark grows by at most the whole tree (the
+// current size) plus what was written, plus a few pages per write for the
+// nodes on its path. Caller holds wmu.
+func (b *Backend) commitCannotRemap() bool {
+	if b.cfg.MmapSize <= 0 || b.wtx == nil {
+		return false
+	}
+	page := int64(b.db.Info().PageSize)
+	bound := 2*b.wtx.Size() + b.pendingBytes + int64(b.pending+64)*8*page
+	return bound < b.cfg.MmapSize
 }
 
 func (b *Backend) fail(err error) error {

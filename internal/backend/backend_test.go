@@ -250,7 +250,15 @@ func TestSnapshotAndDefrag(t *testing.T) {
 // the invariant a == b in every transaction, across many commits; every view
 // must see a == b and a value never smaller than one seen before it.
 func TestConcurrentReadersDuringWrites(t *testing.T) {
-	b := open(t, func(c *Config) { c.BatchInterval = time.Millisecond; c.BatchLimit = 7 })
+	// Both commit paths: views open during the commit (a large map), and
+	// views wait for it (no initial map: every commit may remap).
+	for _, mmap := range []int64{0, 1 << 30} {
+		t.Run(fmt.Sprintf("mmap=%d", mmap), func(t *testing.T) { testConcurrentReadersDuringWrites(t, mmap) })
+	}
+}
+
+func testConcurrentReadersDuringWrites(t *testing.T, mmap int64) {
+	b := open(t, func(c *Config) { c.BatchInterval = time.Millisecond; c.BatchLimit = 7; c.MmapSize = mmap })
 	const n = 3000
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -306,5 +314,81 @@ func TestConcurrentReadersDuringWrites(t *testing.T) {
 	case err := <-errc:
 		t.Fatal(err)
 	default:
+	}
+}
+
+// TestReadsDuringCommit holds a commit inside bbolt's Commit (where its
+// write and fsync happen) and checks whether a new view waits for it: with
+// a memory map the commit cannot outgrow, views open at once and see every
+// write made, including those of the transaction whose Unlock commits;
+// without one (the commit may remap, which waits for open read
+// transactions), views wait until the commit is done.
+func TestReadsDuringCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mmap  int64
+		waits bool
+	}{{"fits in the map", 1 << 30, false}, {"may remap", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := open(t, func(c *Config) { c.MmapSize = tc.mmap; c.BatchInterval = time.Hour; c.BatchLimit = 3 })
+			put(t, b, "a", "1")
+			entered, release := make(chan struct{}), make(chan struct{})
+			b.wmu.Lock()
+			b.commitTx = func(tx *bolt.Tx) error {
+				close(entered)
+				<-release
+				return tx.Commit()
+			}
+			b.wmu.Unlock()
+			// The third write reaches BatchLimit: Unlock commits.
+			unlocked := make(chan error, 1)
+			go func() {
+				tx := b.Lock()
+				tx.Put(bk, []byte("b"), []byte("2"))
+				tx.Put(bk, []byte("c"), []byte("3"))
+				unlocked <- tx.Unlock()
+			}()
+			select {
+			case <-entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the commit never started")
+			}
+			viewed := make(chan string, 1)
+			go func() {
+				v := b.Read()
+				defer v.End()
+				viewed <- dump(v, "", "", 0)
+			}()
+			want := "[a=1 b=2 c=3]"
+			if tc.waits {
+				select {
+				case got := <-viewed:
+					t.Fatalf("a view opened during a commit that may remap: %s", got)
+				case <-time.After(50 * time.Millisecond):
+				}
+				close(release)
+				if got := <-viewed; got != want {
+					t.Fatalf("view after the commit: %s, want %s", got, want)
+				}
+			} else {
+				select {
+				case got := <-viewed:
+					if got != want {
+						t.Fatalf("view during the commit: %s, want %s", got, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("a view waited for the commit's write and fsync")
+				}
+				close(release)
+			}
+			if err := <-unlocked; err != nil {
+				t.Fatal(err)
+			}
+			v := b.Read()
+			defer v.End()
+			if got := dump(v, "", "", 0); got != want {
+				t.Fatalf("view after the commit: %s, want %s", got, want)
+			}
+		})
 	}
 }

@@ -42,8 +42,11 @@ func (t *WriteTx) Unlock() error {
 	case b.err != nil:
 		err = b.err
 	case t.commit || b.pending >= b.cfg.BatchLimit:
-		// Committing now: readers will see the writes through the new epoch,
-		// and none can open a view between here and the epoch swap.
+		// Committing now. Views may open while the commit runs (see
+		// commitLocked), so they must see these writes already.
+		if len(t.ops) > 0 {
+			b.cur.ov.publish(t.ops)
+		}
 		err = b.commitLocked()
 	case len(t.ops) > 0:
 		b.cur.ov.publish(t.ops)
@@ -102,6 +105,7 @@ func (t *WriteTx) put(bucket, key, value []byte, seq bool) error {
 	t.ops = append(t.ops, op{bucket: bucket, key: key, val: value})
 	t.b.record(recPut, bucket, key, value)
 	t.b.pending++
+	t.b.pendingBytes += int64(len(key) + len(value))
 	t.b.dirty = true
 	return nil
 }
