@@ -49,6 +49,10 @@ func listenPeers(lg *zap.Logger, urls []url.URL) ([]peerListener, error) {
 
 func peerHandler(s *server.Server) http.Handler {
 	mux := http.NewServeMux()
+	if h := s.RaftHandler(); h != nil {
+		mux.Handle("/raft", h)
+		mux.Handle("/raft/", h)
+	}
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		cv := s.ClusterVersion()
 		if cv == "" {

@@ -102,6 +102,8 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			})
 			if err != nil {
 				s.lg.Warn("rejected conf change", zap.String("node-id", membership.FormatID(cc.NodeID)), zap.Error(err))
+			} else {
+				s.peers.changed(cc.NodeID, s.cl.Member(cc.NodeID))
 			}
 			s.w.Trigger(cc.ID, applyResult{err: err})
 		default:

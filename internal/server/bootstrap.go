@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -125,21 +126,49 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		snapIndex uint64
 		confState raftpb.ConfState
 	)
+	var known []*membership.Member // members to reach at start, before any apply
 	if !wal.Exist(cfg.WALPath()) {
-		if !cfg.NewCluster {
-			return nil, fmt.Errorf("%w: joining an existing cluster (--initial-cluster-state existing)", ErrNotSupported)
-		}
 		members, local, err := initialMembers(cfg)
 		if err != nil {
 			return nil, err
 		}
-
-		ids := make([]uint64, len(members))
-		for i, m := range members {
-			ids[i] = m.ID
+		var (
+			localID, cid uint64
+			peers        []raft.Peer
+		)
+		if cfg.NewCluster {
+			ids := make([]uint64, len(members))
+			for i, m := range members {
+				ids[i] = m.ID
+			}
+			cid = membership.ComputeClusterID(ids)
+			localID = local.ID
+			if len(members) > 1 {
+				if err := checkNotBootstrapped(context.Background(), peerHTTPClient(), cfg, localID); err != nil {
+					return nil, err
+				}
+			}
+			for _, m := range members {
+				ctx, err := membership.MarshalContext(m, false)
+				if err != nil {
+					return nil, err
+				}
+				peers = append(peers, raft.Peer{ID: m.ID, Context: ctx})
+			}
+			known = members
+		} else {
+			// Joining: the running cluster's member list gives the IDs; the
+			// leader then sends the log (or a snapshot) from the start.
+			rc, err := fetchCluster(context.Background(), peerHTTPClient(), otherPeerURLs(cfg), joinFetchTimeout)
+			if err != nil {
+				return nil, fmt.Errorf("cannot fetch cluster info from peer urls: %w", err)
+			}
+			if known, localID, err = adoptIDs(cfg, members, rc); err != nil {
+				return nil, err
+			}
+			cid = rc.id
 		}
-		cid := membership.ComputeClusterID(ids)
-		md, err := (&pb.Metadata{NodeID: local.ID, ClusterID: cid}).Marshal()
+		md, err := (&pb.Metadata{NodeID: localID, ClusterID: cid}).Marshal()
 		if err != nil {
 			return nil, err
 		}
@@ -150,24 +179,19 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("create wal: %w", err)
 		}
 		closers = append(closers, w.Close)
-		peers := make([]raft.Peer, len(members))
-		for i, m := range members {
-			ctx, err := membership.MarshalContext(m, false)
-			if err != nil {
-				return nil, err
-			}
-			peers[i] = raft.Peer{ID: m.ID, Context: ctx}
-		}
-		cl = membership.NewCluster(cid, local.ID, maxLearners)
-		rcfg.ID = local.ID
+		cl = membership.NewCluster(cid, localID, maxLearners)
+		rcfg.ID = localID
 		lg.Info("starting local member",
-			zap.String("local-member-id", membership.FormatID(local.ID)),
-			zap.String("cluster-id", membership.FormatID(cid)))
+			zap.String("local-member-id", membership.FormatID(localID)),
+			zap.String("cluster-id", membership.FormatID(cid)),
+			zap.Bool("joining", !cfg.NewCluster))
 		if rn, err = raft.NewRawNode(rcfg); err != nil {
 			return nil, fmt.Errorf("start raft: %w", err)
 		}
-		if err := rn.Bootstrap(peers); err != nil {
-			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		if len(peers) > 0 {
+			if err := rn.Bootstrap(peers); err != nil {
+				return nil, fmt.Errorf("bootstrap raft: %w", err)
+			}
 		}
 	} else {
 		if cfg.NewCluster && len(cfg.InitialCluster) > 0 {
@@ -241,7 +265,20 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("restart raft: %w", err)
 		}
 	}
+	if known == nil {
+		known = cl.Members() // restart: the snapshot's member set
+	}
 	s.cl = cl
+	tr, err := newTransport(s, cfg, cl)
+	if err != nil {
+		return nil, err
+	}
+	if tr != nil {
+		closers = append(closers, func() error { tr.Stop(); return nil })
+		s.tr = tr
+	}
+	s.peers = newPeerSet(tr, cl.LocalID())
+	s.peers.add(known)
 	s.store = &raftStorage{w: w, ss: ss}
 	s.ids = newReqIDGen(cl.LocalID(), time.Now())
 	s.snapshotIndex.Store(snapIndex)
@@ -283,6 +320,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		Raft:         rn,
 		Storage:      ms,
 		Persister:    s.store,
+		Transport:    tr,
 		TickInterval: cfg.TickInterval(),
 		OnReadStates: func(rs []raft.ReadState) { s.rd.onReadStates(rs) },
 		OnLeaderChange: func(lead, term uint64) {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,10 @@ type Server struct {
 	cl    *membership.Cluster
 	rd    *reader
 	disk  *diskGuard
+	// tr carries raft messages to and from the other members; peers keeps
+	// its member list in step with the cluster's.
+	tr    peerTransport
+	peers *peerSet
 	// alarms are the active alarms as applied.
 	alarms *apply.Alarms
 	// applier is used only by the apply goroutine.
@@ -112,6 +117,9 @@ func (s *Server) StopNotify() <-chan struct{} { return s.done }
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		close(s.stopping)
+		if s.tr != nil {
+			s.tr.Stop()
+		}
 		s.node.Stop()
 		s.bg.Wait()
 		s.deadlines.stop()
@@ -162,6 +170,24 @@ func (s *Server) KV() *mvcc.Store { return s.kv }
 
 // Backend is the bbolt backend.
 func (s *Server) Backend() *backend.Backend { return s.be }
+
+// RaftHandler serves the peer transport's endpoints (/raft, /raft/...);
+// nil when this member has no peer transport.
+func (s *Server) RaftHandler() http.Handler {
+	if s.tr == nil {
+		return nil
+	}
+	return s.tr.Handler()
+}
+
+// PeerActiveSince is when the connection to peer id became active (zero:
+// not active, or no transport).
+func (s *Server) PeerActiveSince(id uint64) time.Time {
+	if s.tr == nil {
+		return time.Time{}
+	}
+	return s.tr.ActiveSince(id)
+}
 
 // Config returns the server's configuration.
 func (s *Server) Config() Config { return s.cfg }

@@ -322,7 +322,7 @@ func TestConfigValidation(t *testing.T) {
 		{"one election tick", func(c *Config) { c.ElectionTicks = 1 }, "bad raft timing"},
 		{"no snapshot count", func(c *Config) { c.SnapshotCount = 0 }, "snapshot count"},
 		{"not in the initial cluster", func(c *Config) { c.Name = "other" }, `couldn't find local name "other"`},
-		{"joining", func(c *Config) { c.NewCluster = false }, "not supported"},
+		{"joining with no peer to ask", func(c *Config) { c.NewCluster = false }, "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())

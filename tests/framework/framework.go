@@ -111,6 +111,9 @@ type Member struct {
 	// OverrideArgs, when non-nil, replaces Args() (an empty slice starts
 	// the binary with no flags at all).
 	OverrideArgs []string
+	// InitialCluster, when set, replaces the single-member
+	// --initial-cluster (see NewCluster).
+	InitialCluster string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -153,9 +156,16 @@ func (m *Member) Args() []string {
 		"--advertise-client-urls", m.Client,
 		"--listen-peer-urls", m.Peer,
 		"--initial-advertise-peer-urls", m.Peer,
-		"--initial-cluster", m.Name + "=" + m.Peer,
+		"--initial-cluster", m.initialCluster(),
 	}
 	return append(args, m.Extra...)
+}
+
+func (m *Member) initialCluster() string {
+	if m.InitialCluster != "" {
+		return m.InitialCluster
+	}
+	return m.Name + "=" + m.Peer
 }
 
 // Endpoint is the client endpoint without scheme.
