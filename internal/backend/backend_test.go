@@ -392,3 +392,75 @@ func TestReadsDuringCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestReplace swaps in another database file: new views read it, a view
+// opened before keeps reading the old one, uncommitted writes are dropped,
+// and writes go on against the new file (also after a reopen).
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig(filepath.Join(dir, "db"))
+	cfg.MmapSize = 0
+	b, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tx := b.Lock()
+	tx.CreateBucket(bk)
+	tx.Unlock()
+	put(t, b, "a", "old", "b", "old")
+	if err := b.ForceCommit(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, "uncommitted", "x")
+	before := b.Read()
+
+	// The replacement, written as a leader's snapshot would arrive.
+	src := filepath.Join(dir, "incoming.snap.db")
+	ndb, err := bolt.Open(src, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ndb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bk)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("a"), []byte("new"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ndb.Close()
+	if err := b.Replace(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("replace with a missing file succeeded")
+	}
+	if err := b.Replace(src); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(before, "", "", 0); got != "[a=old b=old uncommitted=x]" {
+		t.Fatalf("view from before the replace: %s", got)
+	}
+	before.End()
+	v := b.Read()
+	if got := dump(v, "", "", 0); got != "[a=new]" {
+		t.Fatalf("after replace: %s", got)
+	}
+	v.End()
+	put(t, b, "c", "after")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	v = b2.Read()
+	defer v.End()
+	if got := dump(v, "", "", 0); got != "[a=new c=after]" {
+		t.Fatalf("after reopen: %s", got)
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Fatalf("the snapshot file is still there: %v", err)
+	}
+}

@@ -246,6 +246,31 @@ func (s *Store) restore() error {
 	return nil
 }
 
+// Reload rebuilds the store from its backend after the backend's file was
+// replaced (Backend.Replace, installing a snapshot from the leader): the key
+// index, the revisions, the compaction state and the consistent index are
+// read again, and a compaction the new file had scheduled is resumed. Reads
+// wait while it runs. Writer goroutine, not holding a transaction; no
+// compaction may be running (wait on WaitCompaction before replacing the
+// backend), since it would go on deleting in the new file.
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idx.mu.Lock()
+	s.idx.tree.Clear(false)
+	s.compactRev.Store(-1)
+	s.currentRev.Store(1)
+	tx := s.b.Lock()
+	s.ciDirty = false
+	_ = tx.Unlock() // no writes
+	s.compactMu.Lock()
+	s.hashes = nil
+	s.compactMu.Unlock()
+	err := s.restore()
+	s.idx.mu.Unlock()
+	return err
+}
+
 // Rev returns the revision of the last ended write transaction. Any
 // goroutine.
 func (s *Store) Rev() int64 { return s.currentRev.Load() }
