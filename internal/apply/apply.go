@@ -75,6 +75,10 @@ func New(lg *zap.Logger, kv *mvcc.Store, cl *membership.Cluster, alarms *Alarms,
 	return &Applier{lg: lg, kv: kv, cl: cl, alarms: alarms, consistentIndex: consistentIndex, exec: exec}
 }
 
+// Restore sets the consistent index after the state machine was replaced
+// by a snapshot whose database holds entries up to index.
+func (a *Applier) Restore(index uint64) { a.consistentIndex = index }
+
 // ConsistentIndex is the index of the last entry recorded in the backend.
 func (a *Applier) ConsistentIndex() uint64 { return a.consistentIndex }
 

@@ -54,10 +54,14 @@ func (s *Server) applyLoop() {
 
 func (s *Server) applyBatch(ap raftnode.Apply) error {
 	if !isEmptySnap(ap.Snapshot) {
-		// Receiving a snapshot from a leader needs its backend file, which
-		// arrives with peer transport (the cluster work).
-		s.waitPersisted(ap)
-		return fmt.Errorf("%w: applying a snapshot received from the leader (index %d)", ErrNotSupported, ap.Snapshot.Metadata.Index)
+		// The snapshot's .snap file and WAL record must be durable before
+		// the state machine jumps to it.
+		if err := s.waitPersisted(ap); err != nil {
+			return err
+		}
+		if err := s.installSnapshot(ap.Snapshot); err != nil {
+			return err
+		}
 	}
 	if ap.NeedsPersist() {
 		// A follower can learn an entry is committed before its own WAL

@@ -309,6 +309,29 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("read consistent index: %w", err)
 	}
 	if snapIndex > ci {
+		// A crash after a leader's snapshot was made durable but before its
+		// database replaced the backend: install it now, as etcd does.
+		if path, perr := ss.DBFilePath(snapIndex); perr == nil {
+			lg.Info("installing the database of a received snapshot", zap.String("path", path), zap.Uint64("snapshot-index", snapIndex))
+			<-kv.WaitCompaction()
+			if err := be.Replace(path); err != nil {
+				return nil, fmt.Errorf("install snapshot database: %w", err)
+			}
+			if err := kv.Reload(); err != nil {
+				return nil, fmt.Errorf("rebuild store from snapshot database: %w", err)
+			}
+			rv := be.Read()
+			ci, _, err = schema.ReadConsistentIndex(rv)
+			if err == nil {
+				err = s.alarms.Restore(rv)
+			}
+			rv.End()
+			if err != nil {
+				return nil, fmt.Errorf("read consistent index: %w", err)
+			}
+		}
+	}
+	if snapIndex > ci {
 		return nil, fmt.Errorf("database file (%s index %d) does not match with snapshot (index %d)", cfg.BackendPath(), ci, snapIndex)
 	}
 	s.applied = newIndexWaiter(snapIndex)
