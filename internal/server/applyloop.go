@@ -42,12 +42,20 @@ type applyResult struct {
 // entries strictly in log order, wakes their proposers, and takes raft
 // snapshots every SnapshotCount entries.
 func (s *Server) applyLoop() {
-	for ap := range s.node.Apply() {
-		if err := s.applyBatch(ap); err != nil {
-			if !errors.Is(err, ErrStopped) {
-				s.fatal(err)
+	for {
+		select {
+		case ap, ok := <-s.node.Apply():
+			if !ok {
+				return
 			}
-			return
+			if err := s.applyBatch(ap); err != nil {
+				if !errors.Is(err, ErrStopped) {
+					s.fatal(err)
+				}
+				return
+			}
+		case m := <-s.snapc:
+			s.sendSnapshot(m)
 		}
 	}
 }

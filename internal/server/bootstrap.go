@@ -60,6 +60,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		deadlines: newSharedDeadline(cfg.RequestTimeout()),
 		done:      make(chan struct{}),
 		errc:      make(chan error, 1),
+		snapc:     make(chan raftpb.Message, maxPendingSnapshots),
 	}
 	s.m = newMetrics(cfg.Registerer,
 		func() float64 { return float64(s.be.Size()) },
@@ -343,7 +344,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		Raft:         rn,
 		Storage:      ms,
 		Persister:    s.store,
-		Transport:    tr,
+		Transport:    raftSender{s},
 		TickInterval: cfg.TickInterval(),
 		OnReadStates: func(rs []raft.ReadState) { s.rd.onReadStates(rs) },
 		OnLeaderChange: func(lead, term uint64) {

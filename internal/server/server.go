@@ -19,6 +19,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/apply"
@@ -59,6 +60,11 @@ type Server struct {
 	// its member list in step with the cluster's.
 	tr    peerTransport
 	peers *peerSet
+	// snapc carries MsgSnap from the Ready loop to the apply loop, which
+	// rebuilds them from the applied state (snapsend.go).
+	snapc            chan raftpb.Message
+	snapsInflight    atomic.Int64
+	lastSnapshotSent atomic.Int64 // unix nanos
 	// alarms are the active alarms as applied.
 	alarms *apply.Alarms
 	// applier is used only by the apply goroutine.

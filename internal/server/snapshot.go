@@ -44,6 +44,11 @@ func (s *Server) snapshot(index uint64) error {
 	s.m.snapshotSave.Observe(time.Since(start).Seconds())
 	s.lg.Info("saved snapshot", zap.Uint64("snapshot-index", index))
 
+	if s.compactionHeld() {
+		s.lg.Info("skip compacting raft log while a snapshot is being sent to a follower")
+		s.purgeFiles()
+		return nil
+	}
 	compactIndex := uint64(1)
 	if index > s.cfg.SnapshotCatchUpEntries {
 		compactIndex = index - s.cfg.SnapshotCatchUpEntries
