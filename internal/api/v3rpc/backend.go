@@ -12,6 +12,8 @@ import (
 type Member interface {
 	ID() uint64
 	ClusterID() uint64
+	// Leader is the leader's ID, 0 while there is none.
+	Leader() uint64
 	Term() uint64
 	// Rev is the current store revision.
 	Rev() int64

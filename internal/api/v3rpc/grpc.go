@@ -61,6 +61,8 @@ func NewServer(m Member, o Options) *grpc.Server {
 			Time: o.KeepaliveInterval, Timeout: o.KeepaliveTimeout,
 		}))
 	}
+	unary, stream := leaderInterceptors(m)
+	opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	gs := grpc.NewServer(opts...)
 	hdr := header{m: m}
 	pb.RegisterKVServer(gs, &kvServer{hdr: hdr, m: m, maxTxnOps: int(o.MaxTxnOps)})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,9 @@ import (
 // validation are counted, so tests can tell that a refused request never
 // reached the member.
 type fakeMember struct {
-	mu    sync.Mutex
+	// noLeader makes the member know no leader.
+	noLeader atomic.Bool
+	mu       sync.Mutex
 	rev   int64
 	kvs   map[string]string
 	calls int
@@ -51,6 +54,12 @@ const (
 func (f *fakeMember) ID() uint64        { return fakeID }
 func (f *fakeMember) ClusterID() uint64 { return fakeCluster }
 func (f *fakeMember) Term() uint64      { return fakeTerm }
+func (f *fakeMember) Leader() uint64 {
+	if f.noLeader.Load() {
+		return 0
+	}
+	return 1
+}
 func (f *fakeMember) Rev() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,0 +1,39 @@
+package v3rpc
+
+import (
+	"context"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// requiresLeader reports whether the client asked, through etcd's
+// "hasleader" metadata (clientv3.WithRequireLeader), that the request fail
+// when the member knows no leader.
+func requiresLeader(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return false
+	}
+	vs := md.Get(rpctypes.MetadataRequireLeaderKey)
+	return len(vs) > 0 && vs[0] == rpctypes.MetadataHasLeader
+}
+
+// leaderInterceptors refuse, as etcd does, every request that requires a
+// leader while this member has none.
+func leaderInterceptors(m Member) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if m.Leader() == 0 && requiresLeader(ctx) {
+			return nil, rpctypes.ErrGRPCNoLeader
+		}
+		return h(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if m.Leader() == 0 && requiresLeader(ss.Context()) {
+			return rpctypes.ErrGRPCNoLeader
+		}
+		return h(srv, ss)
+	}
+	return unary, stream
+}
