@@ -134,10 +134,10 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, body := get("/health"); code != 200 || body != `{"health":"true","reason":""}` {
 		t.Fatalf("/health: %d %s", code, body)
 	}
-	if code, body := get("/readyz?verbose"); code != 200 || !strings.Contains(body, "[+]linearizable_read ok") || !strings.HasSuffix(body, "ok") {
+	if code, body := get("/readyz?verbose"); code != 200 || !strings.Contains(body, "[+]linearizable_read ok") || !strings.HasSuffix(body, "ok\n") {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
-	if code, body := get("/livez"); code != 200 || body != "ok" {
+	if code, body := get("/livez"); code != 200 || body != "ok\n" {
 		t.Fatalf("/livez: %d %s", code, body)
 	}
 	c := m.Client3()
