@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -162,88 +163,31 @@ func (cl *clientListener) serve(gs *grpc.Server, h http.Handler, o httpOptions) 
 		cl.mu.Unlock()
 		return nil
 	}
-	errc := make(chan error, 8)
-	run := func(f func() error) { go func() { errc <- f() }() }
-	newHTTP := func(h2c bool) *http.Server {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(cl.lg),
-			HTTP2: &http.HTTP2Config{MaxConcurrentStreams: int(o.MaxConcurrentStreams)}}
-		if h2c {
-			// TLS is terminated before cmux, so the server sees HTTP/2
-			// over ALPN h2 as HTTP/2 without TLS.
-			hs.Protocols = new(http.Protocols)
-			hs.Protocols.SetHTTP1(true)
-			hs.Protocols.SetUnencryptedHTTP2(true)
-		}
-		cl.servers = append(cl.servers, hs)
-		return hs
-	}
-
-	var (
-		outer  cmux.CMux
-		tlsRaw net.Listener // connections to terminate TLS on
-	)
+	s := &serving{cl: cl, gs: gs, h: h, errc: make(chan error, 8),
+		streams: int(min(o.MaxConcurrentStreams, math.MaxInt32))} // an int on 32-bit platforms too
+	var err error
 	switch {
 	case cl.plain && cl.secure:
-		outer = cmux.New(cl.l)
-		tlsRaw = outer.Match(cmux.TLS())
+		m := cmux.New(cl.l)
+		tlsRaw := m.Match(cmux.TLS()) // first: the plain matchers would misread a handshake
+		s.routePlain(m)
+		err = s.routeTLS(tlsRaw)
+		s.run(m.Serve)
 	case cl.plain:
-		outer = cmux.New(cl.l)
+		m := cmux.New(cl.l)
 		// A TLS client on a plain port gets its connection closed, as etcd
 		// does, rather than an HTTP error it cannot read.
-		go rejectAll(outer.Match(cmux.TLS()))
+		go rejectAll(m.Match(cmux.TLS()))
+		s.routePlain(m)
+		s.run(m.Serve)
 	default:
-		tlsRaw = cl.l
-	}
-	if outer != nil {
-		outer.SetReadTimeout(10 * time.Second)
-		switch {
-		case cl.serveGRPC && cl.serveHTTP:
-			grpcL := outer.Match(cmux.HTTP2())
-			httpL := outer.Match(cmux.Any())
-			hs := newHTTP(false)
-			run(func() error { return gs.Serve(grpcL) })
-			run(func() error { return hs.Serve(httpL) })
-		case cl.serveGRPC:
-			grpcL := outer.Match(cmux.Any())
-			run(func() error { return gs.Serve(grpcL) })
-		default:
-			// etcd serves HTTP/1 only here.
-			go rejectAll(outer.Match(cmux.HTTP2()))
-			httpL := outer.Match(cmux.Any())
-			hs := newHTTP(false)
-			run(func() error { return hs.Serve(httpL) })
-		}
-	}
-	if tlsRaw != nil {
-		tlsL, err := transport.NewTLSListener(tlsRaw, cl.tlsInfo)
-		if err != nil {
-			cl.mu.Unlock()
-			cl.l.Close()
-			return fmt.Errorf("client TLS on %s: %w", cl.addr, err)
-		}
-		switch {
-		case cl.serveGRPC && cl.serveHTTP:
-			inner := cmux.New(tlsL)
-			inner.SetReadTimeout(10 * time.Second)
-			grpcL := inner.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-			httpL := ackFilterListener{inner.Match(cmux.Any())}
-			hs := newHTTP(true)
-			run(func() error { return gs.Serve(grpcL) })
-			run(func() error { return hs.Serve(httpL) })
-			run(inner.Serve)
-		case cl.serveGRPC:
-			run(func() error { return gs.Serve(tlsL) })
-		default:
-			// The connections are *tls.Conn: the server picks HTTP/2 from
-			// ALPN itself.
-			hs := newHTTP(false)
-			run(func() error { return hs.Serve(tlsL) })
-		}
-	}
-	if outer != nil {
-		run(outer.Serve)
+		err = s.routeTLS(cl.l)
 	}
 	cl.mu.Unlock()
+	if err != nil {
+		cl.close()
+		return err
+	}
 
 	if cl.plain {
 		cl.lg.Warn("serving client traffic insecurely; this is strongly discouraged!",
@@ -252,11 +196,88 @@ func (cl *clientListener) serve(gs *grpc.Server, h http.Handler, o httpOptions) 
 	if cl.secure {
 		cl.lg.Info("serving client traffic securely", zap.String("traffic", cl.traffic()), zap.String("address", cl.addr))
 	}
-	err := <-errc
-	if isClosed(err) {
-		return nil
+	if err := <-s.errc; !isClosed(err) {
+		return err
 	}
-	return err
+	return nil
+}
+
+// serving is one serve call's servers. Its methods run with cl.mu held.
+type serving struct {
+	cl      *clientListener
+	gs      *grpc.Server
+	h       http.Handler
+	streams int // HTTP/2 streams per connection
+	errc    chan error
+}
+
+// run runs f in a goroutine; its error goes to errc.
+func (s *serving) run(f func() error) { go func() { s.errc <- f() }() }
+
+// newHTTP returns an HTTP server for the client handler, closed with the
+// listener. h2c makes it take HTTP/2 on connections that are not *tls.Conn.
+func (s *serving) newHTTP(h2c bool) *http.Server {
+	hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(s.cl.lg),
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.streams}}
+	if h2c {
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+	}
+	s.cl.servers = append(s.cl.servers, hs)
+	return hs
+}
+
+// routePlain splits plain connections as etcd does: HTTP/2 is gRPC, the
+// rest HTTP; with one kind of traffic everything goes to its server, except
+// HTTP/2 on an HTTP-only address, which etcd closes.
+func (s *serving) routePlain(m cmux.CMux) {
+	m.SetReadTimeout(10 * time.Second)
+	switch {
+	case s.cl.serveGRPC && s.cl.serveHTTP:
+		grpcL, httpL := m.Match(cmux.HTTP2()), m.Match(cmux.Any())
+		hs := s.newHTTP(false)
+		s.run(func() error { return s.gs.Serve(grpcL) })
+		s.run(func() error { return hs.Serve(httpL) })
+	case s.cl.serveGRPC:
+		grpcL := m.Match(cmux.Any())
+		s.run(func() error { return s.gs.Serve(grpcL) })
+	default:
+		go rejectAll(m.Match(cmux.HTTP2()))
+		httpL := m.Match(cmux.Any())
+		hs := s.newHTTP(false)
+		s.run(func() error { return hs.Serve(httpL) })
+	}
+}
+
+// routeTLS terminates TLS on l's connections and splits them: HTTP/2 whose
+// first request is gRPC to gRPC, the rest to an HTTP server that speaks
+// HTTP/1.1 and HTTP/2 (see ackFilterConn).
+func (s *serving) routeTLS(l net.Listener) error {
+	tlsL, err := transport.NewTLSListener(l, s.cl.tlsInfo)
+	if err != nil {
+		return fmt.Errorf("client TLS on %s: %w", s.cl.addr, err)
+	}
+	switch {
+	case s.cl.serveGRPC && s.cl.serveHTTP:
+		m := cmux.New(tlsL)
+		m.SetReadTimeout(10 * time.Second)
+		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		httpL := ackFilterListener{m.Match(cmux.Any())}
+		// TLS is already terminated, so the server sees HTTP/2 over ALPN h2
+		// as HTTP/2 without TLS.
+		hs := s.newHTTP(true)
+		s.run(func() error { return s.gs.Serve(grpcL) })
+		s.run(func() error { return hs.Serve(httpL) })
+		s.run(m.Serve)
+	case s.cl.serveGRPC:
+		s.run(func() error { return s.gs.Serve(tlsL) })
+	default:
+		// The connections are *tls.Conn: the server picks HTTP/2 from ALPN.
+		hs := s.newHTTP(false)
+		s.run(func() error { return hs.Serve(tlsL) })
+	}
+	return nil
 }
 
 func (cl *clientListener) close() error {

@@ -76,6 +76,26 @@ func (p portPair) waitReady(t *testing.T, c *http.Client) {
 			}
 		}
 	}
+	p.waitSettled(t, c, clientURL(""))
+}
+
+// waitSettled waits until both members' /version at base agree: etcd
+// reports storage version 3.5.0 for a moment after its cluster version is
+// decided, where cairn reports 3.6.0 from the start.
+func (p portPair) waitSettled(t *testing.T, c *http.Client, base baseURL) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cairn := doHTTP(c, http.MethodGet, base("cairn", p.members["cairn"])+"/version")
+		etcd := doHTTP(c, http.MethodGet, base("etcd", p.members["etcd"])+"/version")
+		if cairn.comparable("/version") == etcd.comparable("/version") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/version never agreed:\ncairn: %v\netcd:  %v", cairn, etcd)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // httpResult is what one HTTP request got.

@@ -171,6 +171,7 @@ func TestClientPortClientHTTPURLs(t *testing.T) {
 		cairn, etcd := doHTTP(c, http.MethodGet, onHTTP("", p.members["cairn"])+"/health"), doHTTP(c, http.MethodGet, onHTTP("", p.members["etcd"])+"/health")
 		return cairn.status == 200 && etcd.status == 200
 	})
+	p.waitSettled(t, c, onHTTP)
 	for _, r := range clientPortRequests {
 		p.compareHTTP(t, c, onHTTP, r.method, r.path)
 	}
