@@ -369,7 +369,8 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--experimental-initial-corrupt-check"}, "--experimental-initial-corrupt-check"},
 		{[]string{"--feature-gates=CompactHashCheck=true"}, "--feature-gates"},
 		{[]string{"--v2-deprecation=gone"}, ""},
-		{[]string{"--peer-cert-file=/x", "--auto-tls"}, "--auto-tls"}, // list order
+		{[]string{"--peer-cert-file=/x", "--peer-auto-tls"}, "--peer-auto-tls"}, // list order
+		{[]string{"--auto-tls", "--self-signed-cert-validity=3", "--client-crl-file=/x"}, ""},
 	}
 	for _, tc := range cases {
 		c := mustLoad(t, append([]string{"--name=n"}, tc.args...), nil)

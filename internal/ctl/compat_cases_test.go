@@ -55,6 +55,11 @@ func compatCases() []compatCase {
 	add(c("version").bare(), c("version", "-w", "json").bare(), c("ver").bare(), c("version", "extra").bare(),
 		c("--debug", "version").bare(), c("version", "--dial-timeout", "1s").bare().with("ETCDCTL_DIAL_TIMEOUT="),
 		c("version").bare().with("ETCDCTL_FOO=1"))
+	// unknown commands: cobra's "Did you mean this?" from etcdctl's command
+	// list, including commands cairnctl lacks and prefixes etcdctl finds
+	// ambiguous
+	add(c("gett").bare(), c("gett", "foo").bare(), c("leasee").bare(), c("putt", "a", "b").bare(), c("a").bare(),
+		c("-w", "json", "watchh").bare(), c("--endpoints", "x", "memberr", "list").bare())
 	add(c("ls").bare(), c("get", "--bogus"), c("--bogus", "get", "foo"), c("get", "foo", "-w"),
 		c("--dial-timeout=xx", "get", "foo"), c("get", "--limit", "x", "a"), c("-w", "yaml", "get", "foo"),
 		c("get", "foo", "--write-out=yaml"))

@@ -50,6 +50,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func (a *app) main(args []string) int {
 	cobra.EnablePrefixMatching = true
 	root := a.newRoot()
+	if err := unknownCommand(root, args); err != nil {
+		a.printUnknownCommand(err)
+		return ExitError
+	}
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
 	if err == nil {

@@ -31,8 +31,22 @@ func TestUnknownFlagPrintsUsage(t *testing.T) {
 }
 
 func TestUnknownCommand(t *testing.T) {
-	_, stderr, code := runCtl(t, nil, "", "ls")
-	if code != 1 || stderr != "Error: unknown command \"ls\" for \"etcdctl\"\nRun 'etcdctl --help' for usage.\n" {
-		t.Errorf("code %d stderr %q", code, stderr)
+	const run = "Run 'etcdctl --help' for usage.\n"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls"}, "Error: unknown command \"ls\" for \"etcdctl\"\n" + run},
+		{[]string{"gett"}, "Error: unknown command \"gett\" for \"etcdctl\"\n\nDid you mean this?\n\tget\n\n" + run},
+		// etcdctl's commands count, even those cairnctl lacks, in etcdctl's order
+		{[]string{"putt", "a"}, "Error: unknown command \"putt\" for \"etcdctl\"\n\nDid you mean this?\n\tput\n\tauth\n\n" + run},
+		{[]string{"--endpoints", "x", "leasee"}, "Error: unknown command \"leasee\" for \"etcdctl\"\n\nDid you mean this?\n\tlease\n\n" + run},
+		// a prefix unique among cairnctl's commands but not etcdctl's
+		{[]string{"a"}, "Error: unknown command \"a\" for \"etcdctl\"\n\nDid you mean this?\n\talarm\n\tauth\n\n" + run},
+	} {
+		stdout, stderr, code := runCtl(t, nil, "", tc.args...)
+		if code != 1 || stderr != tc.want || stdout != "" {
+			t.Errorf("%q: code %d stdout %q stderr %q, want code 1 stderr %q", tc.args, code, stdout, stderr, tc.want)
+		}
 	}
 }

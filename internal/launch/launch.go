@@ -5,11 +5,9 @@
 package launch
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.uber.org/zap"
 
@@ -76,6 +73,11 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	m, err := start(lg, cfg, scfg)
 	if err != nil {
+		var sce *selfCertError
+		if errors.As(err, &sce) {
+			lg.Error("failed to get client self-signed certs", zap.Error(sce.err))
+			return 1
+		}
 		lg.Error("discovery failed", zap.Error(err))
 		return 1
 	}
@@ -192,64 +194,47 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	scfg.Registerer = reg
 
-	var clientTLS *tls.Config
-	if cfg.ClientTLS.CertFile != "" || cfg.ClientTLS.KeyFile != "" {
-		info := transport.TLSInfo{
-			CertFile:       cfg.ClientTLS.CertFile,
-			KeyFile:        cfg.ClientTLS.KeyFile,
-			TrustedCAFile:  cfg.ClientTLS.TrustedCAFile,
-			ClientCertAuth: cfg.ClientTLS.ClientCertAuth,
-			Logger:         lg,
-		}
-		c, err := info.ServerConfig()
-		if err != nil {
-			return nil, fmt.Errorf("client TLS: %w", err)
-		}
-		if err := applyTLSVersions(c, cfg.TLSMinVersion, cfg.TLSMaxVersion); err != nil {
-			return nil, err
-		}
-		clientTLS = c
-	}
-
 	m := &member{lg: lg, errc: make(chan error, 8)}
-	// Bind every listener before touching the data dir, so a taken port
-	// fails fast and leaves nothing behind.
+	// Bind every listener before touching the data dir (except for
+	// --auto-tls's certificate, written where etcd writes it: after the peer
+	// listeners, before the client ones), so a taken port fails fast and
+	// leaves little behind.
 	peerLs, err := listenPeers(lg, cfg.ListenPeerURLs)
 	if err != nil {
 		return nil, err
 	}
-	for _, hu := range cfg.ListenClientHTTPURLs {
-		for _, cu := range cfg.ListenClientURLs {
-			if hu.String() == cu.String() {
-				m.closeListeners(peerLs)
-				return nil, fmt.Errorf("cannot bind both --listen-client-urls and --listen-client-http-urls on the same url %s", hu.String())
+	clientTLS, err := clientTLSInfo(lg, cfg)
+	if err != nil {
+		m.closeListeners(peerLs, nil)
+		return nil, err
+	}
+	m.clients, err = groupClientURLs(lg, cfg.ListenClientURLs, cfg.ListenClientHTTPURLs)
+	if err != nil {
+		m.closeListeners(peerLs, nil)
+		return nil, err
+	}
+	for _, cl := range m.clients {
+		for _, u := range cl.urls {
+			if (u.Scheme == "http" || u.Scheme == "unix") && clientTLS != nil {
+				lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", zap.String("client-url", u.String()))
 			}
 		}
 	}
-	// --listen-metrics-urls and --listen-client-http-urls both get plain
-	// HTTP servers with the client handler; with the latter set, the client
-	// URLs serve gRPC only (as etcd).
-	metricsLs, err := listenMetrics(append(append([]url.URL{}, cfg.ListenMetricsURLs...), cfg.ListenClientHTTPURLs...), clientTLS)
-	if err != nil {
-		m.closeListeners(peerLs)
-		return nil, err
-	}
-	peerLs = append(peerLs, metricsLs...) // closed the same way on failure
-	for _, u := range cfg.ListenClientURLs {
-		if (u.Scheme == "http" || u.Scheme == "unix") && clientTLS != nil {
-			lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", zap.String("client-url", u.String()))
-		}
-		cl, err := listenClient(lg, u, clientTLS)
-		if err != nil {
-			m.closeListeners(peerLs)
+	for _, cl := range m.clients {
+		if err := cl.bind(clientTLS); err != nil {
+			m.closeListeners(peerLs, nil)
 			return nil, err
 		}
-		m.clients = append(m.clients, cl)
+	}
+	metricsLs, err := listenMetrics(cfg.ListenMetricsURLs, clientTLS)
+	if err != nil {
+		m.closeListeners(peerLs, nil)
+		return nil, err
 	}
 
 	srv, err := server.New(scfg)
 	if err != nil {
-		m.closeListeners(peerLs)
+		m.closeListeners(peerLs, metricsLs)
 		return nil, err
 	}
 	m.srv = srv
@@ -265,24 +250,26 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		KeepaliveTimeout:     cfg.GRPCKeepAliveTimeout,
 		StorageVersion:       server.StorageVersion,
 	})
-	h := httpapi.NewHandler(srv, httpapi.Options{
+	ho := httpapi.Options{
 		Logger:       lg,
 		Gatherer:     reg,
 		Versions:     httpapi.Versions{Server: server.Version, Storage: server.StorageVersion},
 		ProbeTimeout: scfg.RequestTimeout(),
 		EnablePprof:  cfg.EnablePprof,
-	})
+	}
+	h := httpapi.NewHandler(srv, ho)
+	mh := httpapi.NewMetricsHandler(srv, ho)
 	for _, ml := range metricsLs {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
+		hs := &http.Server{Handler: mh, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
 		m.peers = append(m.peers, hs)
 		lg.Info("serving metrics", zap.String("address", ml.url.String()))
-		go func(ml peerListener) {
+		go func(ml metricsListener) {
 			if err := hs.Serve(ml.l); !isClosed(err) {
 				m.errc <- fmt.Errorf("metrics listener %s: %w", ml.url.String(), err)
 			}
 		}(ml)
 	}
-	for _, pl := range peerLs[:len(peerLs)-len(metricsLs)] {
+	for _, pl := range peerLs {
 		hs := &http.Server{Handler: peerHandler(srv), ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
 		m.peers = append(m.peers, hs)
 		go func(pl peerListener) {
@@ -298,23 +285,14 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 			m.errc <- err
 			return
 		}
+		lg.Info("ready to serve client requests")
 		for _, cl := range m.clients {
-			if cl.url.Scheme == "http" || cl.url.Scheme == "unix" {
-				lg.Warn("serving client traffic insecurely; this is strongly discouraged!", zap.String("address", cl.url.Host))
-			} else {
-				lg.Info("serving client traffic securely", zap.String("address", cl.url.Host))
-			}
 			go func(cl *clientListener) {
-				ch := h
-				if len(cfg.ListenClientHTTPURLs) > 0 {
-					ch = http.NotFoundHandler()
-				}
-				if err := cl.serve(gs, ch); err != nil {
-					m.errc <- fmt.Errorf("client listener %s: %w", cl.url.String(), err)
+				if err := cl.serve(gs, h, httpOptions{MaxConcurrentStreams: cfg.MaxConcurrentStreams}); err != nil {
+					m.errc <- fmt.Errorf("client listener %s: %w", cl.addr, err)
 				}
 			}(cl)
 		}
-		lg.Info("ready to serve client requests")
 		go func() {
 			if err := <-srv.Err(); err != nil {
 				m.errc <- err
@@ -324,9 +302,13 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	return m, nil
 }
 
-func (m *member) closeListeners(peers []peerListener) {
+// closeListeners closes what start bound before it failed.
+func (m *member) closeListeners(peers []peerListener, metrics []metricsListener) {
 	for _, p := range peers {
 		p.l.Close()
+	}
+	for _, ml := range metrics {
+		ml.l.Close()
 	}
 	for _, c := range m.clients {
 		c.close()
@@ -344,63 +326,4 @@ func (m *member) stop() {
 	if m.srv != nil {
 		m.srv.Stop()
 	}
-}
-
-func applyTLSVersions(c *tls.Config, minV, maxV string) error {
-	parse := func(v string) (uint16, error) {
-		switch v {
-		case "":
-			return 0, nil
-		case "TLS1.2":
-			return tls.VersionTLS12, nil
-		case "TLS1.3":
-			return tls.VersionTLS13, nil
-		}
-		return 0, fmt.Errorf("unexpected TLS version %q (must be one of: TLS1.2, TLS1.3)", v)
-	}
-	minT, err := parse(minV)
-	if err != nil {
-		return err
-	}
-	maxT, err := parse(maxV)
-	if err != nil {
-		return err
-	}
-	if minT != 0 {
-		c.MinVersion = minT
-	}
-	if maxT != 0 {
-		c.MaxVersion = maxT
-	}
-	return nil
-}
-
-// listenMetrics binds HTTP-only listeners (--listen-metrics-urls and
-// --listen-client-http-urls), which serve /metrics and the health endpoints
-// over plain HTTP or, for https URLs, with the client TLS settings (as etcd
-// does).
-func listenMetrics(urls []url.URL, clientTLS *tls.Config) ([]peerListener, error) {
-	var out []peerListener
-	closeAll := func() {
-		for _, p := range out {
-			p.l.Close()
-		}
-	}
-	for _, u := range urls {
-		l, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("listen on metrics url %s: %w", u.String(), err)
-		}
-		if u.Scheme == "https" {
-			if clientTLS == nil {
-				l.Close()
-				closeAll()
-				return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for metrics url %s with HTTPS scheme", u.String())
-			}
-			l = tls.NewListener(l, clientTLS)
-		}
-		out = append(out, peerListener{url: u, l: l})
-	}
-	return out, nil
 }

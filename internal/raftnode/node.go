@@ -204,6 +204,14 @@ func (n *Node) do(f func()) error {
 	return nil
 }
 
+// Status is raft's full status (as etcd's /debug/vars shows it), taken on
+// the loop goroutine; ErrStopped once the node has stopped.
+func (n *Node) Status() (raft.Status, error) {
+	var st raft.Status
+	err := n.do(func() { st = n.rn.Status() })
+	return st, err
+}
+
 // Storage is the in-memory raft log.
 func (n *Node) Storage() *raft.MemoryStorage { return n.cfg.Storage }
 

@@ -159,6 +159,14 @@ func (s *Server) ClusterID() uint64 { return s.cl.ID() }
 // Leader is the current leader's ID (0: none).
 func (s *Server) Leader() uint64 { return s.node.Leader() }
 
+// RaftStatus is raft's status of this member; false once it has stopped.
+// It waits for the raft goroutine, so it is for debugging endpoints, not hot
+// paths.
+func (s *Server) RaftStatus() (raft.Status, bool) {
+	st, err := s.node.Status()
+	return st, err == nil
+}
+
 // Term is the current raft term.
 func (s *Server) Term() uint64 { return s.node.Term() }
 

@@ -134,10 +134,10 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, body := get("/health"); code != 200 || body != `{"health":"true","reason":""}` {
 		t.Fatalf("/health: %d %s", code, body)
 	}
-	if code, body := get("/readyz?verbose"); code != 200 || !strings.Contains(body, "[+]linearizable_read ok") || !strings.HasSuffix(body, "ok") {
+	if code, body := get("/readyz?verbose"); code != 200 || !strings.Contains(body, "[+]linearizable_read ok") || !strings.HasSuffix(body, "ok\n") {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
-	if code, body := get("/livez"); code != 200 || body != "ok" {
+	if code, body := get("/livez"); code != 200 || body != "ok\n" {
 		t.Fatalf("/livez: %d %s", code, body)
 	}
 	c := m.Client3()
@@ -182,7 +182,7 @@ func TestUnsupportedFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--discovery-srv", "example.com"}, "cairn does not support --discovery-srv yet"},
-		{[]string{"--auto-tls"}, "cairn does not support --auto-tls yet"},
+		{[]string{"--peer-auto-tls"}, "cairn does not support --peer-auto-tls yet"},
 		{[]string{"--initial-cluster", "a=http://127.0.0.1:2380,b=http://127.0.0.1:2390", "--name", "a",
 			"--initial-advertise-peer-urls", "http://127.0.0.1:2380"}, "cairn does not support multi-member clusters yet (--initial-cluster has 2 members)"},
 		{[]string{"--initial-cluster-state", "existing"}, "cairn does not support --initial-cluster-state=existing yet"},

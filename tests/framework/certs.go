@@ -17,12 +17,18 @@ import (
 )
 
 // Certs are PEM files of a test CA, a server certificate for 127.0.0.1 and
-// localhost, and a client certificate, all signed by the CA.
+// localhost, and two client certificates, all signed by the CA; and a
+// certificate revocation list (DER, the form --client-crl-file reads) that
+// revokes the second client certificate.
 type Certs struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
+	// RevokedCert and RevokedKey are a client certificate listed in CRL.
+	RevokedCert, RevokedKey string
+	CRL                     string
 }
 
-// NewCerts writes a fresh CA, server and client certificate into dir.
+// NewCerts writes a fresh CA, server and client certificates and a CRL into
+// dir.
 func NewCerts(t testing.TB, dir string) Certs {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -35,7 +41,7 @@ func NewCerts(t testing.TB, dir string) Certs {
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
@@ -75,6 +81,22 @@ func NewCerts(t testing.TB, dir string) Certs {
 	}
 	c.ServerCert, c.ServerKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
 	c.ClientCert, c.ClientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	c.RevokedCert, c.RevokedKey = issue("client-revoked", 4, x509.ExtKeyUsageClientAuth)
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: time.Now().Add(-time.Hour),
+		NextUpdate: time.Now().Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: big.NewInt(4), RevocationTime: time.Now().Add(-time.Minute)},
+		},
+	}, caCert, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CRL = filepath.Join(dir, "crl.der")
+	if err := os.WriteFile(c.CRL, crl, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -89,6 +111,16 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // certificate when withCert is set.
 func (c Certs) ClientTLS(t testing.TB, withCert bool) *tls.Config {
 	t.Helper()
+	if withCert {
+		return c.ClientTLSWith(t, c.ClientCert, c.ClientKey)
+	}
+	return c.ClientTLSWith(t, "", "")
+}
+
+// ClientTLSWith is a client TLS config trusting the CA and presenting the
+// given certificate ("" = none).
+func (c Certs) ClientTLSWith(t testing.TB, certFile, keyFile string) *tls.Config {
+	t.Helper()
 	pool := x509.NewCertPool()
 	b, err := os.ReadFile(c.CA)
 	if err != nil {
@@ -96,8 +128,8 @@ func (c Certs) ClientTLS(t testing.TB, withCert bool) *tls.Config {
 	}
 	pool.AppendCertsFromPEM(b)
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if withCert {
-		cert, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 // Package httpapi serves the HTTP endpoints that share the client port with
-// gRPC: /version, /health, /livez, /readyz and /metrics, with etcd's paths,
-// bodies and status codes.
+// gRPC: /version, /health, /livez, /readyz, /metrics and /debug/vars, with
+// etcd's paths, bodies and status codes; and the smaller set of the
+// --listen-metrics-urls ports.
 package httpapi
 
 import (
@@ -9,12 +10,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 )
 
@@ -25,6 +28,9 @@ type Member interface {
 	// Range serves a health probe read.
 	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
 	ClusterVersion() string
+	// RaftStatus is raft's view of the member (/debug/vars "raft.status");
+	// false once the member has stopped.
+	RaftStatus() (raft.Status, bool)
 }
 
 // Versions are reported by /version.
@@ -43,9 +49,11 @@ type Options struct {
 	EnablePprof bool
 }
 
-// NewHandler returns the HTTP handler for the client port.
+// NewHandler returns the HTTP handler for the client port (and
+// --listen-client-http-urls).
 func NewHandler(m Member, o Options) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/debug/vars", debugVars(m))
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -64,10 +72,7 @@ func NewHandler(m Member, o Options) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
-	h := &health{m: m, lg: o.Logger, timeout: o.ProbeTimeout}
-	mux.HandleFunc("/health", h.serveHealth)
-	mux.HandleFunc("/livez", h.serveProbe(false))
-	mux.HandleFunc("/readyz", h.serveProbe(true))
+	handleHealth(mux, m, o)
 	if o.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -75,10 +80,31 @@ func NewHandler(m Member, o Options) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	handleMetrics(mux, o)
+	return mux
+}
+
+// NewMetricsHandler returns the handler of the --listen-metrics-urls ports:
+// /metrics and the health endpoints only, as etcd serves there (no
+// /version, no /debug/vars, no profiles).
+func NewMetricsHandler(m Member, o Options) http.Handler {
+	mux := http.NewServeMux()
+	handleMetrics(mux, o)
+	handleHealth(mux, m, o)
+	return mux
+}
+
+func handleMetrics(mux *http.ServeMux, o Options) {
 	if o.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
-	return mux
+}
+
+func handleHealth(mux *http.ServeMux, m Member, o Options) {
+	h := &health{m: m, lg: o.Logger, timeout: o.ProbeTimeout}
+	mux.HandleFunc("/health", h.serveHealth)
+	h.handleProbes(mux, "/livez", h.probeChecks(false))
+	h.handleProbes(mux, "/readyz", h.probeChecks(true))
 }
 
 type health struct {
@@ -136,45 +162,67 @@ func (h *health) check(ctx context.Context, excluded map[string]bool, serializab
 	return ""
 }
 
-// serveProbe answers /livez and /readyz: "ok" or "failed", with per-check
-// lines when ?verbose is given.
-func (h *health) serveProbe(ready bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		type check struct {
-			name string
-			run  func(context.Context) error
-		}
-		checks := []check{{"serializable_read", func(ctx context.Context) error {
-			_, err := h.m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), Serializable: true})
+// probeCheck is one named check of /livez or /readyz.
+type probeCheck struct {
+	name string
+	run  func(context.Context) error
+}
+
+// probeChecks are etcd's checks of /livez (ready false) or /readyz.
+func (h *health) probeChecks(ready bool) []probeCheck {
+	read := func(serializable bool) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := h.m.Range(ctx, &pb.RangeRequest{Key: []byte("health"), KeysOnly: true, Limit: 1, Serializable: serializable})
 			return err
-		}}}
-		if ready {
-			checks = append([]check{{"data_corruption", func(context.Context) error {
-				for _, a := range h.m.Alarms() {
-					if a.Alarm == pb.AlarmType_CORRUPT {
-						return fmt.Errorf("alarm activated: %s", a.Alarm)
-					}
-				}
-				return nil
-			}}}, checks...)
-			checks = append(checks, check{"linearizable_read", func(ctx context.Context) error {
-				_, err := h.m.Range(ctx, &pb.RangeRequest{Key: []byte("health")})
-				return err
-			}})
 		}
-		excluded := map[string]bool{}
-		for _, e := range r.URL.Query()["exclude"] {
-			excluded[e] = true
+	}
+	if !ready {
+		return []probeCheck{{"serializable_read", read(true)}}
+	}
+	return []probeCheck{
+		{"data_corruption", func(context.Context) error {
+			for _, a := range h.m.Alarms() {
+				if a.Alarm == pb.AlarmType_CORRUPT {
+					return fmt.Errorf("alarm activated: %s", a.Alarm)
+				}
+			}
+			return nil
+		}},
+		{"serializable_read", read(true)},
+		{"linearizable_read", read(false)},
+		// A member of a cairn cluster is never a learner yet.
+		{"non_learner", func(context.Context) error { return nil }},
+	}
+}
+
+// handleProbes serves root (/livez or /readyz) running all checks but those
+// named by ?exclude=, and root/<check> running one.
+func (h *health) handleProbes(mux *http.ServeMux, root string, checks []probeCheck) {
+	mux.HandleFunc(root, h.serveProbe(checks, true))
+	for _, c := range checks {
+		mux.HandleFunc(root+"/"+c.name, h.serveProbe([]probeCheck{c}, false))
+	}
+}
+
+// serveProbe answers a probe as etcd does: "ok\n", preceded by a
+// "[+]<check> ok" line per check with ?verbose; on failure 503 with every
+// check's line ("[-]<check> failed: <error>") whatever the query.
+func (h *health) serveProbe(checks []probeCheck, root bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		run := checks
+		if root {
+			run = h.withoutExcluded(checks, r.URL.Query()["exclude"])
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
 		var sb strings.Builder
 		failed := false
-		for _, c := range checks {
-			if excluded[c.name] {
-				fmt.Fprintf(&sb, "[+]%s excluded: ok\n", c.name)
-				continue
-			}
+		for _, c := range run {
 			if err := c.run(ctx); err != nil {
 				failed = true
 				fmt.Fprintf(&sb, "[-]%s failed: %v\n", c.name, err)
@@ -182,16 +230,44 @@ func (h *health) serveProbe(ready bool) http.HandlerFunc {
 			}
 			fmt.Fprintf(&sb, "[+]%s ok\n", c.name)
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if failed {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		if _, verbose := r.URL.Query()["verbose"]; verbose {
-			sb.WriteString(map[bool]string{true: "failed", false: "ok"}[failed])
-			w.Write([]byte(sb.String()))
+			http.Error(w, sb.String(), http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte(map[bool]string{true: "failed", false: "ok"}[failed]))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if _, verbose := r.URL.Query()["verbose"]; verbose {
+			fmt.Fprint(w, sb.String())
+		}
+		fmt.Fprint(w, "ok\n")
 	}
+}
+
+// withoutExcluded drops the checks named in excluded; names that are no
+// check are logged, not refused (as etcd, for compatibility).
+func (h *health) withoutExcluded(checks []probeCheck, excluded []string) []probeCheck {
+	if len(excluded) == 0 {
+		return checks
+	}
+	ex := map[string]bool{}
+	for _, e := range excluded {
+		ex[e] = true
+	}
+	var out []probeCheck
+	for _, c := range checks {
+		if ex[c.name] {
+			delete(ex, c.name)
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(ex) > 0 {
+		var missing []string
+		for name := range ex {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+		sort.Strings(missing)
+		h.lg.Warn("some health checks cannot be excluded", zap.String("missing-health-checks", strings.Join(missing, ",")))
+	}
+	return out
 }
