@@ -326,8 +326,14 @@ func TestRawValidationAndUnimplemented(t *testing.T) {
 	if _, err := pb.NewLeaseClient(conn).LeaseGrant(ctx, &pb.LeaseGrantRequest{TTL: 5}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("lease grant: %v", err)
 	}
-	if _, err := pb.NewMaintenanceClient(conn).MoveLeader(ctx, &pb.MoveLeaderRequest{}); !errors.Is(err, rpctypes.ErrGRPCNotCapable) {
-		t.Fatalf("move leader: %v", err)
+	// MoveLeader on a lone member: to a non-member is refused, to itself
+	// succeeds with an empty response (etcd 3.6.16's answers).
+	mc := pb.NewMaintenanceClient(conn)
+	if _, err := mc.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: 1}); !errors.Is(err, rpctypes.ErrGRPCBadLeaderTransferee) {
+		t.Fatalf("move leader to a non-member: %v", err)
+	}
+	if r, err := mc.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: fakeID}); err != nil || r.Header != nil {
+		t.Fatalf("move leader to itself: %v %v", r, err)
 	}
 }
 
