@@ -371,8 +371,8 @@ func TestSnapshotStream(t *testing.T) {
 				if resp.Version != "3.6.0" {
 					t.Fatalf("message %d: version %q", i, resp.Version)
 				}
-				if i == 0 && (resp.Header == nil || resp.Header.MemberId != fakeID || resp.Header.ClusterId != fakeCluster) {
-					t.Fatalf("first message header = %v", resp.Header)
+				if resp.Header != nil { // etcd 3.6.16 sends none
+					t.Fatalf("message %d has a header: %v", i, resp.Header)
 				}
 				if i == len(tc.sizes) {
 					sum := sha256.Sum256(got)
@@ -443,7 +443,7 @@ func TestSnapshotWithEtcdClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Version != "3.6.0" || resp.Header.MemberId != fakeID {
+	if resp.Version != "3.6.0" || resp.Header != nil {
 		t.Fatalf("version %q header %v", resp.Version, resp.Header)
 	}
 	if len(b)%512 != sha256.Size {

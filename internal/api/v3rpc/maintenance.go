@@ -65,13 +65,12 @@ func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequ
 		return nil, toGRPCError(err)
 	}
 	s.lg.Info("finished defragment")
-	resp := &pb.DefragmentResponse{}
-	s.hdr.fill(&resp.Header)
-	return resp, nil
+	return &pb.DefragmentResponse{}, nil // no header, as etcd 3.6's
 }
 
 // Snapshot streams the backend, then one last message whose blob is the
-// SHA-256 of every byte sent, which etcdutl checks on restore.
+// SHA-256 of every byte sent, which etcdutl checks on restore. No message
+// carries a header, as in etcd 3.6.
 func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
 	rc, size, err := s.m.SnapshotDB()
 	if err != nil {
@@ -82,7 +81,6 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 	h := sha256.New()
 	buf := make([]byte, snapshotChunk)
 	remaining := uint64(size)
-	first := true
 	for remaining > 0 {
 		n, err := io.ReadFull(rc, buf[:min(uint64(len(buf)), remaining)])
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -91,18 +89,11 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 		remaining -= uint64(n)
 		h.Write(buf[:n])
 		resp := &pb.SnapshotResponse{RemainingBytes: remaining, Blob: buf[:n], Version: s.storageVersion}
-		if first {
-			s.hdr.fill(&resp.Header)
-			first = false
-		}
 		if err := srv.Send(resp); err != nil {
 			return err
 		}
 	}
 	resp := &pb.SnapshotResponse{Blob: h.Sum(nil), Version: s.storageVersion}
-	if first {
-		s.hdr.fill(&resp.Header)
-	}
 	if err := srv.Send(resp); err != nil {
 		return err
 	}
