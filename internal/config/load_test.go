@@ -369,6 +369,7 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--experimental-initial-corrupt-check"}, "--experimental-initial-corrupt-check"},
 		{[]string{"--feature-gates=CompactHashCheck=true"}, "--feature-gates"},
 		{[]string{"--v2-deprecation=gone"}, ""},
+		{[]string{"--enable-grpc-gateway=false"}, ""},                 // the gateway can be turned off
 		{[]string{"--peer-cert-file=/x", "--auto-tls"}, "--auto-tls"}, // list order
 	}
 	for _, tc := range cases {

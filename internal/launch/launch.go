@@ -25,6 +25,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/api/gateway"
 	"github.com/cairnkv/cairn/internal/api/httpapi"
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
 	"github.com/cairnkv/cairn/internal/compactor"
@@ -184,6 +185,7 @@ type member struct {
 	srv     *server.Server
 	clients []*clientListener
 	peers   []*http.Server
+	gw      *gateway.Gateway // nil with --enable-grpc-gateway=false
 	errc    chan error
 }
 
@@ -272,8 +274,25 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		ProbeTimeout: scfg.RequestTimeout(),
 		EnablePprof:  cfg.EnablePprof,
 	})
-	for _, ml := range metricsLs {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
+	// The client handler adds the JSON gateway (/v3/) to h; the metrics
+	// URLs serve h alone, as etcd's do.
+	ch := h
+	if cfg.EnableGRPCGateway {
+		gw, err := gateway.New(gs, gateway.Options{Logger: lg})
+		if err != nil {
+			m.closeListeners(peerLs)
+			srv.Stop()
+			return nil, err
+		}
+		m.gw = gw
+		ch = gw.Wrap(h)
+	}
+	for i, ml := range metricsLs {
+		mh := h
+		if i >= len(cfg.ListenMetricsURLs) { // a --listen-client-http-urls one
+			mh = ch
+		}
+		hs := &http.Server{Handler: mh, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
 		m.peers = append(m.peers, hs)
 		lg.Info("serving metrics", zap.String("address", ml.url.String()))
 		go func(ml peerListener) {
@@ -305,11 +324,11 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 				lg.Info("serving client traffic securely", zap.String("address", cl.url.Host))
 			}
 			go func(cl *clientListener) {
-				ch := h
+				hh := ch
 				if len(cfg.ListenClientHTTPURLs) > 0 {
-					ch = http.NotFoundHandler()
+					hh = http.NotFoundHandler()
 				}
-				if err := cl.serve(gs, ch); err != nil {
+				if err := cl.serve(gs, hh); err != nil {
 					m.errc <- fmt.Errorf("client listener %s: %w", cl.url.String(), err)
 				}
 			}(cl)
@@ -340,6 +359,9 @@ func (m *member) stop() {
 	}
 	for _, p := range m.peers {
 		p.Close()
+	}
+	if m.gw != nil {
+		m.gw.Close()
 	}
 	if m.srv != nil {
 		m.srv.Stop()
