@@ -59,7 +59,6 @@ type Gateway struct {
 	l      *memListener
 	conn   *grpc.ClientConn
 	mux    *runtime.ServeMux
-	cancel context.CancelFunc
 	served chan struct{} // closed when gs.Serve on l returned
 
 	closeOnce sync.Once
@@ -103,17 +102,16 @@ func New(gs *grpc.Server, o Options) (*Gateway, error) {
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}))
-	// The handlers' context only scopes their own goroutines; requests use
-	// the HTTP request's context.
-	ctx, cancel := context.WithCancel(context.Background())
 	for _, register := range registrars {
-		if err := register(ctx, mux, conn); err != nil {
-			cancel()
+		// The handlers do not keep this context: each request's gRPC call
+		// runs under the HTTP request's context, so a client that goes
+		// away cancels it.
+		if err := register(context.Background(), mux, conn); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("gateway: register handlers: %w", err)
 		}
 	}
-	g := &Gateway{lg: lg, l: l, conn: conn, mux: mux, cancel: cancel,
+	g := &Gateway{lg: lg, l: l, conn: conn, mux: mux,
 		served: make(chan struct{}), closing: make(chan struct{})}
 	go g.serve(gs)
 	return g, nil
@@ -161,7 +159,6 @@ func (g *Gateway) Wrap(next http.Handler) http.Handler {
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		close(g.closing)
-		g.cancel()
 		if err := g.conn.Close(); err != nil {
 			g.closeErr = fmt.Errorf("gateway: close client connection: %w", err)
 		}

@@ -54,10 +54,9 @@ func (l *memListener) dial(ctx context.Context, _ string) (net.Conn, error) {
 	case l.conns <- server:
 		return client, nil
 	case <-l.done:
-		err := net.ErrClosed
 		server.Close()
 		client.Close()
-		return nil, &net.OpError{Op: "dial", Net: memAddr{}.Network(), Err: err}
+		return nil, &net.OpError{Op: "dial", Net: memAddr{}.Network(), Err: net.ErrClosed}
 	case <-ctx.Done():
 		server.Close()
 		client.Close()
