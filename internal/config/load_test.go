@@ -371,6 +371,7 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--v2-deprecation=gone"}, ""},
 		{[]string{"--peer-cert-file=/x", "--peer-auto-tls"}, "--peer-auto-tls"}, // list order
 		{[]string{"--auto-tls", "--self-signed-cert-validity=3", "--client-crl-file=/x"}, ""},
+		{[]string{"--enable-grpc-gateway=false"}, ""}, // the gateway can be turned off
 	}
 	for _, tc := range cases {
 		c := mustLoad(t, append([]string{"--name=n"}, tc.args...), nil)

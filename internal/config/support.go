@@ -31,7 +31,7 @@ var NotYetSupported = []string{
 	"enable-distributed-tracing", "distributed-tracing-address", "distributed-tracing-service-name",
 	"distributed-tracing-instance-id", "distributed-tracing-sampling-rate",
 	"memory-mlock", "socket-reuse-port", "socket-reuse-address",
-	"unsafe-no-fsync", "enable-grpc-gateway", "corrupt-check-time", "downgrade-check-time",
+	"unsafe-no-fsync", "corrupt-check-time", "downgrade-check-time",
 	"feature-gates",
 	"bootstrap-defrag-threshold-megabytes", "metrics",
 }

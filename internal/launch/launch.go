@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/api/gateway"
 	"github.com/cairnkv/cairn/internal/api/httpapi"
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
 	"github.com/cairnkv/cairn/internal/compactor"
@@ -186,6 +187,7 @@ type member struct {
 	srv     *server.Server
 	clients []*clientListener
 	peers   []*http.Server
+	gw      *gateway.Gateway // nil with --enable-grpc-gateway=false
 	errc    chan error
 }
 
@@ -259,6 +261,18 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	}
 	h := httpapi.NewHandler(srv, ho)
 	mh := httpapi.NewMetricsHandler(srv, ho)
+	// The client listeners add the JSON gateway (/v3/) to h; the metrics
+	// URLs serve metrics and health only, as etcd's do.
+	if cfg.EnableGRPCGateway {
+		gw, err := gateway.New(gs, gateway.Options{Logger: lg})
+		if err != nil {
+			m.closeListeners(peerLs, metricsLs)
+			srv.Stop()
+			return nil, err
+		}
+		m.gw = gw
+		h = gw.Wrap(h)
+	}
 	for _, ml := range metricsLs {
 		hs := &http.Server{Handler: mh, ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
 		m.peers = append(m.peers, hs)
@@ -322,6 +336,9 @@ func (m *member) stop() {
 	}
 	for _, p := range m.peers {
 		p.Close()
+	}
+	if m.gw != nil {
+		m.gw.Close()
 	}
 	if m.srv != nil {
 		m.srv.Stop()

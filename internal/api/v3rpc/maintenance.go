@@ -65,13 +65,12 @@ func (s *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequ
 		return nil, toGRPCError(err)
 	}
 	s.lg.Info("finished defragment")
-	resp := &pb.DefragmentResponse{}
-	s.hdr.fill(&resp.Header)
-	return resp, nil
+	return &pb.DefragmentResponse{}, nil // no header, as etcd 3.6's
 }
 
 // Snapshot streams the backend, then one last message whose blob is the
-// SHA-256 of every byte sent, which etcdutl checks on restore.
+// SHA-256 of every byte sent, which etcdutl checks on restore. No message
+// carries a header, as in etcd 3.6.
 func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
 	rc, size, err := s.m.SnapshotDB()
 	if err != nil {
@@ -82,7 +81,6 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 	h := sha256.New()
 	buf := make([]byte, snapshotChunk)
 	remaining := uint64(size)
-	first := true
 	for remaining > 0 {
 		n, err := io.ReadFull(rc, buf[:min(uint64(len(buf)), remaining)])
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -91,18 +89,11 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 		remaining -= uint64(n)
 		h.Write(buf[:n])
 		resp := &pb.SnapshotResponse{RemainingBytes: remaining, Blob: buf[:n], Version: s.storageVersion}
-		if first {
-			s.hdr.fill(&resp.Header)
-			first = false
-		}
 		if err := srv.Send(resp); err != nil {
 			return err
 		}
 	}
 	resp := &pb.SnapshotResponse{Blob: h.Sum(nil), Version: s.storageVersion}
-	if first {
-		s.hdr.fill(&resp.Header)
-	}
 	if err := srv.Send(resp); err != nil {
 		return err
 	}
@@ -110,8 +101,25 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 	return nil
 }
 
-func (s *maintenanceServer) MoveLeader(context.Context, *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	return nil, rpctypes.ErrGRPCNotCapable
+// MoveLeader answers as etcd's does where a member leads alone: a target
+// that is not a voting member is a bad transferee, and a move to the leader
+// itself succeeds at once (an empty response, no header). A move to another
+// voter needs the peer transport: not capable until it lands.
+func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	ms, err := s.m.MemberList(ctx, false)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	for _, mb := range ms {
+		if mb.ID != r.TargetID || mb.IsLearner {
+			continue
+		}
+		if mb.ID == s.m.ID() {
+			return &pb.MoveLeaderResponse{}, nil
+		}
+		return nil, rpctypes.ErrGRPCNotCapable
+	}
+	return nil, rpctypes.ErrGRPCBadLeaderTransferee
 }
 
 type clusterServer struct {
