@@ -34,9 +34,9 @@ type fakeMember struct {
 	// noLeader makes the member know no leader.
 	noLeader atomic.Bool
 	mu       sync.Mutex
-	rev   int64
-	kvs   map[string]string
-	calls int
+	rev      int64
+	kvs      map[string]string
+	calls    int
 	// db is what SnapshotDB streams; dbSize is the size it claims (-1:
 	// len(db)).
 	db     []byte
