@@ -183,6 +183,12 @@ func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	_ = n.do(func() { n.rn.ReportSnapshot(id, status) })
 }
 
+// TransferLeadership asks raft to hand leadership to transferee (a no-op
+// unless this node leads).
+func (n *Node) TransferLeadership(transferee uint64) error {
+	return n.do(func() { n.rn.TransferLeader(transferee) })
+}
+
 // Campaign makes this node start an election.
 func (n *Node) Campaign() error {
 	var err error

@@ -34,4 +34,6 @@ type Member interface {
 	// its size in bytes.
 	SnapshotDB() (io.ReadCloser, int64, error)
 	MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error)
+	// MoveLeader hands leadership to target and waits until it leads.
+	MoveLeader(ctx context.Context, target uint64) error
 }

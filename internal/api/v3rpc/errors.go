@@ -33,6 +33,7 @@ var errorTable = []struct {
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout},

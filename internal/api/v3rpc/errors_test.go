@@ -38,6 +38,7 @@ func TestToGRPCErrorTable(t *testing.T) {
 		{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge, rpctypes.ErrRequestTooLarge},
 		{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests, rpctypes.ErrTooManyRequests},
 		{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
+		{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee, rpctypes.ErrBadLeaderTransferee},
 		{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
 		{context.Canceled, rpctypes.ErrGRPCCanceled, rpctypes.ErrGRPCCanceled},
 		{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout, rpctypes.ErrTimeout},

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/cairnkv/cairn/internal/mvcc"
+	"github.com/cairnkv/cairn/internal/server"
 )
 
 // fakeMember is a Member with a map for a store. Requests that pass
@@ -58,7 +59,7 @@ func (f *fakeMember) Leader() uint64 {
 	if f.noLeader.Load() {
 		return 0
 	}
-	return 1
+	return fakeID
 }
 func (f *fakeMember) Rev() int64 {
 	f.mu.Lock()
@@ -142,6 +143,13 @@ func (f *fakeMember) SnapshotDB() (io.ReadCloser, int64, error) {
 }
 func (f *fakeMember) MemberList(context.Context, bool) ([]*pb.Member, error) {
 	return []*pb.Member{{ID: fakeID, Name: "fake"}}, nil
+}
+
+func (f *fakeMember) MoveLeader(_ context.Context, target uint64) error {
+	if target != fakeID {
+		return server.ErrBadLeaderTransferee
+	}
+	return nil
 }
 
 var _ Member = (*fakeMember)(nil)

@@ -101,25 +101,16 @@ func (s *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_S
 	return nil
 }
 
-// MoveLeader answers as etcd's does where a member leads alone: a target
-// that is not a voting member is a bad transferee, and a move to the leader
-// itself succeeds at once (an empty response, no header). A move to another
-// voter needs the peer transport: not capable until it lands.
+// MoveLeader hands leadership to a voting member, as etcd's: only the
+// leader takes the request; the answer is an empty response (no header).
 func (s *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	ms, err := s.m.MemberList(ctx, false)
-	if err != nil {
+	if s.m.ID() != s.m.Leader() {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	if err := s.m.MoveLeader(ctx, r.TargetID); err != nil {
 		return nil, toGRPCError(err)
 	}
-	for _, mb := range ms {
-		if mb.ID != r.TargetID || mb.IsLearner {
-			continue
-		}
-		if mb.ID == s.m.ID() {
-			return &pb.MoveLeaderResponse{}, nil
-		}
-		return nil, rpctypes.ErrGRPCNotCapable
-	}
-	return nil, rpctypes.ErrGRPCBadLeaderTransferee
+	return &pb.MoveLeaderResponse{}, nil
 }
 
 type clusterServer struct {
