@@ -119,9 +119,6 @@ func checkSupported(cfg *config.Config) error {
 	if err := config.CheckSupported(cfg, config.NotYetSupported); err != nil {
 		return err
 	}
-	if !cfg.IsNewCluster() {
-		return errors.New("cairn does not support --initial-cluster-state=existing yet")
-	}
 	return nil
 }
 

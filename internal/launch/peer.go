@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/rafthttp"
 	"github.com/cairnkv/cairn/internal/server"
 )
 
@@ -18,9 +19,8 @@ type peerListener struct {
 	l   net.Listener
 }
 
-// listenPeers binds the peer URLs. Until peer transport lands, the peer
-// port answers etcd's read-only peer endpoints (/version, /members) so that
-// tools and would-be joiners get a truthful answer.
+// listenPeers binds the peer URLs (plain http; peer TLS is not supported
+// yet).
 func listenPeers(lg *zap.Logger, urls []url.URL) ([]peerListener, error) {
 	var out []peerListener
 	for _, u := range urls {
@@ -42,7 +42,9 @@ func listenPeers(lg *zap.Logger, urls []url.URL) ([]peerListener, error) {
 			lg.Error("creating peer listener failed", zap.Error(err))
 			return nil, fmt.Errorf("listen tcp %s: %w", u.Host, err)
 		}
-		out = append(out, peerListener{url: u, l: l})
+		// etcd's peer connections: every read and write gets a fresh 5 s
+		// deadline, so a silent peer connection dies.
+		out = append(out, peerListener{url: u, l: rafthttp.NewListener(l)})
 	}
 	return out, nil
 }

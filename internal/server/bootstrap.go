@@ -36,11 +36,6 @@ const (
 // to Start. On error everything opened so far is closed again.
 func bootstrap(cfg Config) (_ *Server, err error) {
 	lg := cfg.Logger
-	if !wal.Exist(cfg.WALPath()) && len(cfg.InitialCluster) > 1 {
-		// Checked before anything is created, so a refused start leaves no
-		// data dir behind.
-		return nil, fmt.Errorf("cairn does not support multi-member clusters yet (--initial-cluster has %d members)", len(cfg.InitialCluster))
-	}
 	if err := checkDataDir(lg, cfg); err != nil {
 		return nil, err
 	}
@@ -221,11 +216,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		var meta pb.Metadata
 		if err := meta.Unmarshal(md); err != nil {
 			return nil, fmt.Errorf("decode wal metadata: %w", err)
-		}
-		if ids := confIDs(confState, ents); !cfg.ForceNewCluster && len(ids) > 1 {
-			// Without peer transport such a member could never reach a
-			// quorum; say so instead of waiting for a leader forever.
-			return nil, fmt.Errorf("cairn does not support multi-member clusters yet: this data dir belongs to a cluster of %d members; --force-new-cluster restarts it as a one-member cluster", len(ids))
 		}
 		if cfg.ForceNewCluster {
 			rv := be.Read()

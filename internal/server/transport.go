@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/rafthttp"
 )
 
 // peerHTTPClient is the client for requests to peers outside the raft
@@ -21,8 +24,22 @@ func peerHTTPClient() *http.Client {
 	}
 }
 
-// newTransport builds the peer transport for this member. It returns nil
-// until the peer transport exists (single-member operation).
+// newTransport builds the peer transport (etcd 3.6's peer protocol) for
+// this member.
 func newTransport(s *Server, cfg Config, cl *membership.Cluster) (peerTransport, error) {
-	return nil, nil
+	election := time.Duration(cfg.ElectionTicks) * cfg.TickInterval()
+	return rafthttp.New(rafthttp.Config{
+		Logger:            cfg.Logger,
+		LocalID:           cl.LocalID(),
+		ClusterID:         cl.ID(),
+		LocalURLs:         cfg.PeerURLs,
+		ServerVersion:     Version,
+		MinClusterVersion: "3.0.0",
+		DialTimeout:       time.Second + election,
+		Raft:              s,
+		OnRemoved: func(err error) {
+			s.lg.Error("stopping: this member was removed from the cluster", zap.Error(err))
+			s.fatal(err)
+		},
+	})
 }

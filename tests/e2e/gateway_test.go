@@ -650,10 +650,16 @@ func TestGatewayOnEveryClientListener(t *testing.T) {
 		if code, body := gwRange(t, c, httpURL); code != 200 || !strings.Contains(body, `"header"`) {
 			t.Fatalf("gateway on the client HTTP URL: %d %s", code, body)
 		}
-		for name, url := range map[string]string{"gRPC-only client URL": m.Client, "metrics URL": metricsURL} {
-			if code, body := gwRange(t, c, url); code != 404 || body != "404 page not found\n" {
-				t.Errorf("gateway on the %s: %d %q, want the plain 404", name, code, body)
-			}
+		if code, body := gwRange(t, c, metricsURL); code != 404 || body != "404 page not found\n" {
+			t.Errorf("gateway on the metrics URL: %d %q, want the plain 404", code, body)
+		}
+		// The client URL then speaks gRPC only: an HTTP/1 request gets the
+		// gRPC server's HTTP/2 preface and a closed connection, as from
+		// etcd (TestClientPort compares the two).
+		resp, err := c.Post(m.Client+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"`+b64foo+`"}`))
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("gateway on the gRPC-only client URL answered %d", resp.StatusCode)
 		}
 	})
 }
