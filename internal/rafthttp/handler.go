@@ -69,7 +69,7 @@ func (t *Transport) checkCompatible(w http.ResponseWriter, r *http.Request) bool
 		return false
 	}
 	if got := r.Header.Get("X-Etcd-Cluster-ID"); got != t.clusterHex {
-		t.mismatchLog.log(from+"/"+got, func(suppressed int) {
+		t.mismatchLog.log("received/"+from+"/"+got, func(suppressed int) {
 			t.lg.Warn("request cluster ID mismatch",
 				zap.String("local-member-id", t.localHex),
 				zap.String("local-member-cluster-id", t.clusterHex),

@@ -15,11 +15,16 @@ import (
 // timing holds the transport's intervals; tests in this package shorten
 // them.
 type timing struct {
-	heartbeat time.Duration // link heartbeat on idle streams: 5 s / 3
-	redial    time.Duration // minimum time between dials of one stream
+	heartbeat  time.Duration // link heartbeat on idle streams: 5 s / 3
+	redial     time.Duration // minimum time between dials of one stream
+	streamIdle time.Duration // per-read and per-write timeout on dialled streams: 5 s
 }
 
-var defaultTiming = timing{heartbeat: connReadTimeout / 3, redial: 100 * time.Millisecond}
+var defaultTiming = timing{
+	heartbeat:  connReadTimeout / 3,
+	redial:     100 * time.Millisecond,
+	streamIdle: connReadTimeout,
+}
 
 // Transport is this member's side of etcd's peer protocol: it sends raft
 // messages to the other members over streams and the pipeline, and serves
@@ -51,7 +56,9 @@ type Transport struct {
 }
 
 // New returns a running Transport with no peers.
-func New(cfg Config) (*Transport, error) {
+func New(cfg Config) (*Transport, error) { return newTransport(cfg, defaultTiming) }
+
+func newTransport(cfg Config, tm timing) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,8 +73,8 @@ func New(cfg Config) (*Transport, error) {
 		urlsHeader:  peerURLsHeader(cfg.LocalURLs),
 		serverVer:   sv,
 		minVer:      mv,
-		timing:      defaultTiming,
-		streamRT:    newRoundTripper(cfg.DialTimeout, cfg.TLSClient, connReadTimeout, connWriteTimeout, -1),
+		timing:      tm,
+		streamRT:    newRoundTripper(cfg.DialTimeout, cfg.TLSClient, tm.streamIdle, tm.streamIdle, -1),
 		pipelineRT:  newRoundTripper(cfg.DialTimeout, cfg.TLSClient, 0, 0, 1024),
 		rep:         newReporter(cfg.Raft),
 		mismatchLog: newLogLimiter(10 * time.Second),
