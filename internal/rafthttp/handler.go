@@ -127,7 +127,7 @@ func (t *Transport) servePipeline(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "error unmarshalling raft message", http.StatusBadRequest)
 		return
 	}
-	if err := t.process(r.Context(), m); err != nil {
+	if err := t.process(t.ctx, m); err != nil {
 		if errors.Is(err, errFromRemoved) {
 			// The intended etcd answer (spec 2.6); the sender stops.
 			w.Header().Set("Content-Type", "application/json")

@@ -1,6 +1,7 @@
 package rafthttp
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -48,6 +49,12 @@ type Transport struct {
 	rep         *reporter
 	mismatchLog *logLimiter
 	removedOnce sync.Once
+	// ctx is cancelled when Stop begins; pipeline requests step their
+	// message into raft under it. (Not the request's context: a peer
+	// listener's per-read deadline cancels that after 5 s of a silent
+	// client, which says nothing about the sender.)
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.RWMutex
 	stopped bool               // protected by mu
@@ -63,6 +70,7 @@ func newTransport(cfg Config, tm timing) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	sv, _ := parseVersion(cfg.ServerVersion)
 	mv, _ := parseVersion(cfg.MinClusterVersion)
 	t := &Transport{
@@ -80,6 +88,8 @@ func newTransport(cfg Config, tm timing) (*Transport, error) {
 		mismatchLog: newLogLimiter(10 * time.Second),
 		peers:       make(map[uint64]*peer),
 		remotes:     make(map[uint64]*remote),
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 	return t, nil
 }
@@ -273,6 +283,7 @@ func (t *Transport) Stop() {
 		return
 	}
 	t.stopped = true
+	t.cancel()
 	peers, remotes := t.peers, t.remotes
 	t.peers, t.remotes = map[uint64]*peer{}, map[uint64]*remote{}
 	t.mu.Unlock()
