@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -105,6 +106,7 @@ func TestTLSClientOffersNoH2(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	srv.EnableHTTP2 = false
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes cut short by Stop
 	srv.TLS = &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 		mu.Lock()
 		offered = append(offered, slices.Clone(h.SupportedProtos))

@@ -317,8 +317,10 @@ func TestStreamHandlerOK(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	if n.tr.ActiveSince(hPeer).IsZero() {
-		t.Error("peer not active after it attached a stream")
+	// (The peer's own URL refuses connections, so its failing dials make
+	// the status flap; the activation is what matters here.)
+	if !logged(n.logs, "peer became active") {
+		t.Error("peer not activated when it attached a stream")
 	}
 }
 
