@@ -275,7 +275,12 @@ func (t *Transport) memberRemoved(err error) {
 // Stop closes every stream and stops every goroutine the transport
 // started, waiting for them. Afterwards Send drops everything, AddPeer
 // does nothing, and stream requests are answered 404 as from an unknown
-// sender. The HTTP server serving Handler is the caller's to close.
+// sender. The HTTP server serving Handler is the caller's to close, after
+// Stop (its stream handlers return once Stop released them).
+//
+// Stop waits for a report in progress, so it must not be called from a
+// goroutine that Raft.ReportUnreachable or ReportSnapshot waits for (with
+// raftnode: not from its loop, e.g. not from inside Send's caller).
 func (t *Transport) Stop() {
 	t.mu.Lock()
 	if t.stopped {
