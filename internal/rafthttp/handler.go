@@ -69,7 +69,7 @@ func (t *Transport) checkCompatible(w http.ResponseWriter, r *http.Request) bool
 		return false
 	}
 	if got := r.Header.Get("X-Etcd-Cluster-ID"); got != t.clusterHex {
-		t.mismatchLog.log(from+"/"+got, func(suppressed int) {
+		t.mismatchLog.log("received/"+from+"/"+got, func(suppressed int) {
 			t.lg.Warn("request cluster ID mismatch",
 				zap.String("local-member-id", t.localHex),
 				zap.String("local-member-cluster-id", t.clusterHex),
@@ -127,7 +127,7 @@ func (t *Transport) servePipeline(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "error unmarshalling raft message", http.StatusBadRequest)
 		return
 	}
-	if err := t.process(r.Context(), m); err != nil {
+	if err := t.process(t.ctx, m); err != nil {
 		if errors.Is(err, errFromRemoved) {
 			// The intended etcd answer (spec 2.6); the sender stops.
 			w.Header().Set("Content-Type", "application/json")
