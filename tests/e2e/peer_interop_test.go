@@ -247,7 +247,7 @@ func TestPeerInteropWithEtcd(t *testing.T) {
 		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v-"+key {
 			t.Fatalf("get %s: %v %v", key, resp, err)
 		}
-		waitUntil(t, 10*time.Second, "the put in the in-process member's log", func() bool { return m.hasPut(key) })
+		waitWithin(t, 10*time.Second, "the put in the in-process member's log", func() bool { return m.hasPut(key) })
 	}
 
 	put("k1")
@@ -263,7 +263,7 @@ func TestPeerInteropWithEtcd(t *testing.T) {
 		other = cID
 	}
 	m.do(func() { m.rn.TransferLeader(other) })
-	waitUntil(t, 20*time.Second, "leadership to move", func() bool { return m.leader() == other })
+	waitWithin(t, 20*time.Second, "leadership to move", func() bool { return m.leader() == other })
 	put("k2")
 
 	// Idle past the transport's 5 s read deadline: raft heartbeats take the
@@ -299,8 +299,8 @@ func TestPeerInteropWithEtcd(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+// waitWithin polls cond until it holds or d passes.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
