@@ -56,6 +56,9 @@ type Transport struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// snaps counts snapshot uploads in flight; Stop waits for them.
+	snaps sync.WaitGroup
+
 	mu      sync.RWMutex
 	stopped bool               // protected by mu
 	peers   map[uint64]*peer   // protected by mu
@@ -211,9 +214,8 @@ func (t *Transport) peer(id uint64) *peer {
 // Send queues each message for its peer (spec 3.4's choice of channel)
 // and returns at once. Messages to unknown members are dropped; a full
 // queue drops the message and reports the peer unreachable (from another
-// goroutine). A MsgSnap is refused: cairn cannot send a database snapshot
-// yet, so raft hears SnapshotFailure and unreachable and keeps the
-// follower in probe state.
+// goroutine). A MsgSnap is refused (raft hears SnapshotFailure and
+// unreachable): it must travel with its database through SendSnapshot.
 //
 // Ownership: Send keeps the messages (and their entries) until they are
 // written; the caller must not modify them afterwards (raft never does).
@@ -243,7 +245,7 @@ func (t *Transport) Send(msgs []raftpb.Message) {
 }
 
 func (t *Transport) refuseSnapshot(m *raftpb.Message) {
-	t.lg.Warn("refused to send snapshot: cairn cannot send database snapshots yet; the follower must be caught up from the log",
+	t.lg.Warn("refused a snapshot message given to Send: snapshots travel with their database through SendSnapshot",
 		zap.String("local-member-id", t.localHex),
 		zap.String("remote-peer-id", types.ID(m.To).String()),
 		zap.Uint64("snapshot-index", m.Snapshot.Metadata.Index),
@@ -301,6 +303,7 @@ func (t *Transport) Stop() {
 		wg.Go(r.stop)
 	}
 	wg.Wait()
+	t.snaps.Wait()
 	t.rep.close()
 	t.streamRT.CloseIdleConnections()
 	t.pipelineRT.CloseIdleConnections()

@@ -288,7 +288,7 @@ func TestSendRefusesSnapshot(t *testing.T) {
 	if fr.snaps[0] != (snapReport{2, raft.SnapshotFailure}) {
 		t.Errorf("snapshot report %+v", fr.snaps[0])
 	}
-	if !logged(a.logs, "refused to send snapshot: cairn cannot send database snapshots yet; the follower must be caught up from the log") {
+	if !logged(a.logs, "refused a snapshot message given to Send: snapshots travel with their database through SendSnapshot") {
 		t.Error("no log line for the refused snapshot")
 	}
 }
