@@ -15,7 +15,7 @@ import (
 )
 
 // SnapshotDB is the database image a snapshot carries: written once, then
-// closed.
+// closed (after which no method may be called).
 type SnapshotDB interface {
 	io.WriterTo
 	Size() int64
@@ -53,10 +53,10 @@ func (t *Transport) SendSnapshot(m raftpb.Message, db SnapshotDB, done func(ok b
 	go func() {
 		defer t.snaps.Done()
 		start := time.Now()
-		index := m.Snapshot.Metadata.Index
+		index, size := m.Snapshot.Metadata.Index, db.Size() // db is closed below
 		t.lg.Info("sending database snapshot",
 			zap.String("remote-peer-id", types.ID(m.To).String()),
-			zap.Uint64("snapshot-index", index), zap.Int64("bytes", db.Size()))
+			zap.Uint64("snapshot-index", index), zap.Int64("bytes", size))
 		err := t.postSnapshot(p, m, db)
 		db.Close()
 		if err != nil {
@@ -77,7 +77,7 @@ func (t *Transport) SendSnapshot(m raftpb.Message, db SnapshotDB, done func(ok b
 		p.status.activate()
 		t.lg.Info("sent database snapshot",
 			zap.String("remote-peer-id", types.ID(m.To).String()),
-			zap.Uint64("snapshot-index", index), zap.Int64("bytes", db.Size()),
+			zap.Uint64("snapshot-index", index), zap.Int64("bytes", size),
 			zap.Duration("took", time.Since(start)))
 		t.rep.snapshot(m.To, raft.SnapshotFinish)
 		finish(true)
