@@ -39,6 +39,18 @@ func (a *Alarms) noSpace() bool {
 	return false
 }
 
+// corrupt reports whether a CORRUPT alarm is active.
+func (a *Alarms) corrupt() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, m := range a.active {
+		if m.Alarm == pb.AlarmType_CORRUPT {
+			return true
+		}
+	}
+	return false
+}
+
 // Restore loads the alarms persisted in the backend.
 func (a *Alarms) Restore(r schema.Reader) error {
 	var list []*pb.AlarmMember

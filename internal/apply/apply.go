@@ -43,6 +43,10 @@ var ErrUnsupported = errors.New("apply: request kind not supported yet")
 // ErrNoSpace refuses a write while the NOSPACE alarm is active.
 var ErrNoSpace = errors.New("apply: database space exceeded")
 
+// ErrCorrupt refuses puts, deletes, txns and compactions while a CORRUPT
+// alarm is active (etcd's "etcdserver: corrupt cluster").
+var ErrCorrupt = errors.New("apply: corrupt cluster")
+
 // Applier applies committed entries to the state machine.
 type Applier struct {
 	lg *zap.Logger
@@ -180,6 +184,10 @@ func (a *Applier) replayNormal(req *pb.InternalRaftRequest) {
 }
 
 func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
+	if a.alarms.corrupt() && refusedWhenCorrupt(req) {
+		a.recordIndex(e)
+		return Result{Err: ErrCorrupt}
+	}
 	if a.alarms.noSpace() && growsStore(req) {
 		a.recordIndex(e)
 		return Result{Err: ErrNoSpace}
@@ -256,6 +264,14 @@ func (a *Applier) setAttributes(r *membershippb.ClusterMemberAttrSetRequest, p m
 		a.lg.Error("failed to update; member unknown", zap.String("member-id", membership.FormatID(r.Member_ID)))
 	}
 	return err
+}
+
+// refusedWhenCorrupt reports whether etcd refuses the request while a
+// CORRUPT alarm is active: every request that reads or changes the key
+// space through the log, and lease grants and revokes.
+func refusedWhenCorrupt(r *pb.InternalRaftRequest) bool {
+	return r.Put != nil || r.DeleteRange != nil || r.Txn != nil || r.Range != nil || r.Compaction != nil ||
+		r.LeaseGrant != nil || r.LeaseRevoke != nil
 }
 
 // growsStore reports whether a request may add data while NOSPACE is

@@ -216,6 +216,31 @@ func TestAlarms(t *testing.T) {
 	if got := alarm(pb.AlarmRequest_GET, 0, pb.AlarmType_CORRUPT); len(got) != 1 || got[0].MemberID != 2 {
 		t.Fatalf("get corrupt: %v", got)
 	}
+	// Under CORRUPT every request through the key space is refused (and
+	// consumed), whatever NOSPACE says.
+	corruptRev := e.kv.Rev()
+	for _, tc := range []struct {
+		name string
+		req  *pb.InternalRaftRequest
+	}{
+		{"put", put("k", "w")},
+		{"delete", del("k", "")},
+		{"txn", txnPut("k", "w")},
+		{"compaction", &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: corruptRev}}},
+	} {
+		if r := next(tc.req); !errors.Is(r.Err, ErrCorrupt) {
+			t.Fatalf("%s under CORRUPT: %v", tc.name, r.Err)
+		}
+		if ci, _ := e.kv.ConsistentIndexTerm(); ci != idx {
+			t.Fatalf("%s under CORRUPT: consistent index %d, want %d", tc.name, ci, idx)
+		}
+	}
+	if e.kv.Rev() != corruptRev {
+		t.Fatalf("revision moved under CORRUPT: %d, was %d", e.kv.Rev(), corruptRev)
+	}
+	if got := alarm(pb.AlarmRequest_DEACTIVATE, 2, pb.AlarmType_CORRUPT); len(got) != 1 {
+		t.Fatalf("deactivate corrupt: %v", got)
+	}
 
 	nested := &pb.InternalRaftRequest{Txn: &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{
 		RequestTxn: &pb.TxnRequest{Failure: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte("n")}}}}}}}}}}
@@ -250,7 +275,7 @@ func TestAlarms(t *testing.T) {
 	e.close()
 	e = openEnv(t, dir)
 	idx = e.a.ConsistentIndex()
-	if got := e.alarms.List(); len(got) != 2 {
+	if got := e.alarms.List(); len(got) != 1 || got[0].Alarm != pb.AlarmType_NOSPACE {
 		t.Fatalf("after restart: %v", got)
 	}
 	if r := next(put("k", "w")); !errors.Is(r.Err, ErrNoSpace) {
@@ -267,7 +292,7 @@ func TestAlarms(t *testing.T) {
 	}
 	e.close()
 	e = openEnv(t, dir)
-	if got := e.alarms.List(); len(got) != 1 || got[0].Alarm != pb.AlarmType_CORRUPT {
+	if got := e.alarms.List(); len(got) != 0 {
 		t.Fatalf("after second restart: %v", got)
 	}
 }

@@ -366,8 +366,12 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--auth-token=simple"}, ""}, // set, but the default
 		{[]string{"--auth-token=jwt,pub-key=x"}, "--auth-token"}, // not simple
 		{[]string{"--experimental-memory-mlock"}, "--experimental-memory-mlock"},
-		{[]string{"--experimental-initial-corrupt-check"}, "--experimental-initial-corrupt-check"},
-		{[]string{"--feature-gates=CompactHashCheck=true"}, "--feature-gates"},
+		{[]string{"--experimental-initial-corrupt-check"}, ""}, // served
+		{[]string{"--feature-gates=CompactHashCheck=true", "--corrupt-check-time=1m"}, ""},
+		{[]string{"--feature-gates=LeaseCheckpoint=true"}, "--feature-gates=LeaseCheckpoint=true"},
+		{[]string{"--experimental-stop-grpc-service-on-defrag"}, "--experimental-stop-grpc-service-on-defrag"},
+		{[]string{"--feature-gates=AllAlpha=true"}, "--feature-gates=LeaseCheckpoint=true"},
+		{[]string{"--feature-gates=TxnModeWriteWithSharedBuffer=false"}, "--feature-gates=TxnModeWriteWithSharedBuffer=false"},
 		{[]string{"--v2-deprecation=gone"}, ""},
 		{[]string{"--peer-cert-file=/x", "--peer-auto-tls"}, "--peer-auto-tls"}, // list order
 		{[]string{"--auto-tls", "--self-signed-cert-validity=3", "--client-crl-file=/x"}, ""},

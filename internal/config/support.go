@@ -31,9 +31,17 @@ var NotYetSupported = []string{
 	"enable-distributed-tracing", "distributed-tracing-address", "distributed-tracing-service-name",
 	"distributed-tracing-instance-id", "distributed-tracing-sampling-rate",
 	"memory-mlock", "socket-reuse-port", "socket-reuse-address",
-	"unsafe-no-fsync", "corrupt-check-time", "downgrade-check-time",
-	"feature-gates",
+	"unsafe-no-fsync", "downgrade-check-time",
 	"bootstrap-defrag-threshold-megabytes", "metrics",
+}
+
+// NotYetSupportedGates lists the feature gates cairn does not act on yet:
+// CheckSupported refuses a gate of this list set, by --feature-gates or by
+// its old --experimental-* bool, to a value other than its default.
+// InitialCorruptCheck and CompactHashCheck are served.
+var NotYetSupportedGates = []string{
+	GateLeaseCheckpoint, GateLeaseCheckpointPersist, GateSetMemberLocalAddr,
+	GateStopGRPCServiceOnDefrag, GateTxnModeWriteWithSharedBuffer,
 }
 
 // UnsupportedError names an explicitly set flag cairn does not act on yet.
@@ -51,6 +59,9 @@ func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupport
 // its --experimental-* form) that c has explicitly set to a non-default
 // value. c is a Config from Load.
 func CheckSupported(c *Config, notYet []string) error {
+	if err := checkGates(c); err != nil {
+		return err
+	}
 	def := Default()
 	for _, name := range notYet {
 		for _, given := range aliasesOf(name) {
@@ -65,6 +76,23 @@ func CheckSupported(c *Config, notYet []string) error {
 				return &UnsupportedError{Flag: given}
 			}
 		}
+	}
+	return nil
+}
+
+// checkGates refuses a gate of NotYetSupportedGates turned away from its
+// default, naming the flag that did it.
+func checkGates(c *Config) error {
+	for _, name := range NotYetSupportedGates {
+		g, _ := lookupGate(name)
+		v := c.FeatureEnabled(name)
+		if v == g.def {
+			continue
+		}
+		if g.oldFlag != "" && c.ExplicitlySet(g.oldFlag) {
+			return &UnsupportedError{Flag: g.oldFlag}
+		}
+		return &UnsupportedError{Flag: fmt.Sprintf("feature-gates=%s=%v", name, v)}
 	}
 	return nil
 }

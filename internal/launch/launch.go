@@ -5,6 +5,7 @@
 package launch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -165,6 +166,10 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		AutoCompactionMode:         cfg.AutoCompactionMode,
 		AutoCompactionRetention:    retention,
 		UnsafeNoFsync:              cfg.UnsafeNoFsync,
+		InitialCorruptCheck:        cfg.FeatureEnabled(config.GateInitialCorruptCheck),
+		CorruptCheckTime:           cfg.CorruptCheckTime,
+		CompactHashCheck:           cfg.FeatureEnabled(config.GateCompactHashCheck),
+		CompactHashCheckTime:       cfg.CompactHashCheckTime,
 		ForceNewCluster:            cfg.ForceNewCluster,
 	}, nil
 }
@@ -290,6 +295,14 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		}(pl)
 	}
 	go func() {
+		// etcd's initial corruption check: peers are served by now, clients
+		// not yet.
+		if scfg.InitialCorruptCheck {
+			if err := srv.InitialCorruptCheck(context.Background()); err != nil {
+				m.errc <- err
+				return
+			}
+		}
 		select {
 		case <-srv.ReadyNotify():
 		case err := <-srv.Err():

@@ -55,6 +55,7 @@ func peerHandler(s *server.Server) http.Handler {
 		mux.Handle("/raft", h)
 		mux.Handle("/raft/", h)
 	}
+	mux.Handle("/members/hashkv", s.HashKVHandler())
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		cv := s.ClusterVersion()
 		if cv == "" {

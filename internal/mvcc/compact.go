@@ -308,6 +308,14 @@ func (s *Store) storeHash(h KeyValueHash) {
 	}
 }
 
+// CompactionHashes returns the hashes computed by the last compactions
+// (at most the last 10), by increasing revision. Any goroutine.
+func (s *Store) CompactionHashes() []KeyValueHash {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	return slices.Clone(s.hashes)
+}
+
 // WaitCompaction returns a channel closed when every scheduled compaction
 // has finished. Any goroutine.
 func (s *Store) WaitCompaction() <-chan struct{} {

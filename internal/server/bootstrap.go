@@ -47,15 +47,16 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	// s is not the named result: closures below (metrics, fsync hooks) keep
 	// using it while the deferred clean-up runs after an error return.
 	s := &Server{
-		cfg:       cfg,
-		lg:        lg,
-		w:         newWaiters(),
-		readyc:    make(chan struct{}),
-		stopping:  make(chan struct{}),
-		deadlines: newSharedDeadline(cfg.RequestTimeout()),
-		done:      make(chan struct{}),
-		errc:      make(chan error, 1),
-		snapc:     make(chan raftpb.Message, maxPendingSnapshots),
+		cfg:        cfg,
+		lg:         lg,
+		w:          newWaiters(),
+		readyc:     make(chan struct{}),
+		stopping:   make(chan struct{}),
+		deadlines:  newSharedDeadline(cfg.RequestTimeout()),
+		done:       make(chan struct{}),
+		errc:       make(chan error, 1),
+		snapc:      make(chan raftpb.Message, maxPendingSnapshots),
+		peerClient: peerHTTPClient(),
 	}
 	s.m = newMetrics(cfg.Registerer,
 		func() float64 { return float64(s.be.Size()) },

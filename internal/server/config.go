@@ -51,6 +51,18 @@ type Config struct {
 	// ClientURLs are this member's advertised client URLs.
 	ClientURLs []string
 
+	// InitialCorruptCheck compares this member's HashKV with its peers'
+	// before it serves clients (feature gate InitialCorruptCheck).
+	InitialCorruptCheck bool
+	// CorruptCheckTime is the period of the leader's corruption check
+	// (--corrupt-check-time); 0 disables it.
+	CorruptCheckTime time.Duration
+	// CompactHashCheck enables the leader's comparison of the hashes
+	// members compute at compactions, every CompactHashCheckTime (feature
+	// gate CompactHashCheck, --compact-hash-check-time).
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
+
 	// QuotaBackendBytes is --quota-backend-bytes (0 → 2 GiB, < 0 → none).
 	QuotaBackendBytes int64
 	// BackendBatchInterval and BackendBatchLimit bound the backend's

@@ -65,6 +65,12 @@ type Server struct {
 	snapc            chan raftpb.Message
 	snapsInflight    atomic.Int64
 	lastSnapshotSent atomic.Int64 // unix nanos
+	// peerClient makes requests to peers outside the raft streams
+	// (/members, /members/hashkv).
+	peerClient *http.Client
+	// lastCompactHashChecked is the newest compaction revision whose hash
+	// every member matched; used by the compaction hash check only.
+	lastCompactHashChecked int64
 	// alarms are the active alarms as applied.
 	alarms *apply.Alarms
 	// applier is used only by the apply goroutine.
@@ -106,6 +112,7 @@ func (s *Server) Start() {
 	go func() { defer s.bg.Done(); s.rd.run() }()
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
+	s.startCorruptionChecks()
 }
 
 // ReadyNotify is closed once the member has published its attributes

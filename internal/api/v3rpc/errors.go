@@ -35,6 +35,7 @@ var errorTable = []struct {
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout},
 }

@@ -40,6 +40,7 @@ func TestToGRPCErrorTable(t *testing.T) {
 		{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
 		{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee, rpctypes.ErrBadLeaderTransferee},
 		{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
+		{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt, rpctypes.ErrCorrupt},
 		{context.Canceled, rpctypes.ErrGRPCCanceled, rpctypes.ErrGRPCCanceled},
 		{context.DeadlineExceeded, rpctypes.ErrGRPCTimeout, rpctypes.ErrTimeout},
 	}
