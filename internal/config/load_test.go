@@ -373,7 +373,7 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--feature-gates=AllAlpha=true"}, "--feature-gates=LeaseCheckpoint=true"},
 		{[]string{"--feature-gates=TxnModeWriteWithSharedBuffer=false"}, "--feature-gates=TxnModeWriteWithSharedBuffer=false"},
 		{[]string{"--v2-deprecation=gone"}, ""},
-		{[]string{"--peer-cert-file=/x", "--peer-auto-tls"}, "--peer-auto-tls"}, // list order
+		{[]string{"--peer-cert-file=/x", "--discovery-srv=x"}, "--discovery-srv"},
 		{[]string{"--auto-tls", "--self-signed-cert-validity=3", "--client-crl-file=/x"}, ""},
 		{[]string{"--enable-grpc-gateway=false"}, ""}, // the gateway can be turned off
 	}

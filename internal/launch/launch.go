@@ -6,6 +6,7 @@ package launch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -203,7 +204,14 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	// --auto-tls's certificate, written where etcd writes it: after the peer
 	// listeners, before the client ones), so a taken port fails fast and
 	// leaves little behind.
-	peerLs, err := listenPeers(lg, cfg.ListenPeerURLs)
+	peerTLS, err := peerTLSInfo(lg, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if scfg.PeerTLS, err = peerClientTLS(peerTLS); err != nil {
+		return nil, err
+	}
+	peerLs, err := listenPeers(lg, cfg.ListenPeerURLs, peerTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +294,10 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		}(ml)
 	}
 	for _, pl := range peerLs {
-		hs := &http.Server{Handler: peerHandler(srv), ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg)}
+		// No HTTP/2: the TLS listener already did the handshake, and an
+		// empty TLSNextProto keeps net/http from switching to h2 on it.
+		hs := &http.Server{Handler: peerHandler(srv), ReadHeaderTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(lg),
+			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 		m.peers = append(m.peers, hs)
 		go func(pl peerListener) {
 			if err := hs.Serve(pl.l); !isClosed(err) {

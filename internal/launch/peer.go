@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/membership"
@@ -15,36 +16,50 @@ import (
 )
 
 type peerListener struct {
-	url url.URL
-	l   net.Listener
+	url    url.URL
+	l      net.Listener
+	secure bool
 }
 
-// listenPeers binds the peer URLs (plain http; peer TLS is not supported
-// yet).
-func listenPeers(lg *zap.Logger, urls []url.URL) ([]peerListener, error) {
+// listenPeers binds the peer URLs. Every connection gets etcd's 5 s
+// per-read and per-write deadlines (a silent peer connection dies); https
+// URLs terminate TLS with info on top of that (client certificate checks
+// included), and serve HTTP/1.1 only, as etcd's peers do.
+func listenPeers(lg *zap.Logger, urls []url.URL, info *transport.TLSInfo) ([]peerListener, error) {
 	var out []peerListener
+	fail := func(err error) ([]peerListener, error) {
+		for _, p := range out {
+			p.l.Close()
+		}
+		return nil, err
+	}
 	for _, u := range urls {
-		if u.Scheme == "https" || u.Scheme == "unixs" {
-			for _, p := range out {
-				p.l.Close()
-			}
-			return nil, fmt.Errorf("cairn does not support TLS peer URLs yet: %s", u.String())
+		secure := u.Scheme == "https" || u.Scheme == "unixs"
+		if secure && info == nil {
+			return fail(fmt.Errorf("TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url %s with HTTPS scheme", u.String()))
+		}
+		if !secure && info != nil {
+			lg.Warn("scheme is http or unix while key and cert files are present; ignoring key and cert files", zap.String("peer-url", u.String()))
 		}
 		network, addr := "tcp", u.Host
-		if u.Scheme == "unix" {
+		if u.Scheme == "unix" || u.Scheme == "unixs" {
 			network, addr = "unix", u.Host+u.Path
 		}
-		l, err := net.Listen(network, addr)
+		raw, err := net.Listen(network, addr)
 		if err != nil {
-			for _, p := range out {
-				p.l.Close()
-			}
 			lg.Error("creating peer listener failed", zap.Error(err))
-			return nil, fmt.Errorf("listen tcp %s: %w", u.Host, err)
+			return fail(fmt.Errorf("listen tcp %s: %w", u.Host, err))
 		}
-		// etcd's peer connections: every read and write gets a fresh 5 s
-		// deadline, so a silent peer connection dies.
-		out = append(out, peerListener{url: u, l: rafthttp.NewListener(l)})
+		l := rafthttp.NewListener(raw)
+		if secure {
+			tl, err := transport.NewTLSListener(l, info)
+			if err != nil {
+				raw.Close()
+				return fail(fmt.Errorf("peer TLS on %s: %w", u.String(), err))
+			}
+			l = tl
+		}
+		out = append(out, peerListener{url: u, l: l, secure: secure})
 	}
 	return out, nil
 }

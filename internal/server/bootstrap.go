@@ -56,7 +56,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		done:       make(chan struct{}),
 		errc:       make(chan error, 1),
 		snapc:      make(chan raftpb.Message, maxPendingSnapshots),
-		peerClient: peerHTTPClient(),
+		peerClient: peerHTTPClient(cfg.PeerTLS),
 	}
 	s.m = newMetrics(cfg.Registerer,
 		func() float64 { return float64(s.be.Size()) },
@@ -141,7 +141,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			cid = membership.ComputeClusterID(ids)
 			localID = local.ID
 			if len(members) > 1 {
-				if err := checkNotBootstrapped(context.Background(), peerHTTPClient(), cfg, localID); err != nil {
+				if err := checkNotBootstrapped(context.Background(), s.peerClient, cfg, localID); err != nil {
 					return nil, err
 				}
 			}
@@ -156,7 +156,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		} else {
 			// Joining: the running cluster's member list gives the IDs; the
 			// leader then sends the log (or a snapshot) from the start.
-			rc, err := fetchCluster(context.Background(), peerHTTPClient(), otherPeerURLs(cfg), joinFetchTimeout)
+			rc, err := fetchCluster(context.Background(), s.peerClient, otherPeerURLs(cfg), joinFetchTimeout)
 			if err != nil {
 				return nil, fmt.Errorf("cannot fetch cluster info from peer urls: %w", err)
 			}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -48,6 +49,9 @@ type Config struct {
 	NewCluster bool
 	// PeerURLs are this member's advertised peer URLs.
 	PeerURLs []string
+	// PeerTLS is the client TLS configuration for https peer URLs (nil:
+	// plain http peers).
+	PeerTLS *tls.Config
 	// ClientURLs are this member's advertised client URLs.
 	ClientURLs []string
 

@@ -32,14 +32,14 @@ func TestFetchCluster(t *testing.T) {
 	defer noHeader.Close()
 
 	ctx := context.Background()
-	rc, err := fetchCluster(ctx, peerHTTPClient(), []string{empty.URL, noHeader.URL, "http://127.0.0.1:1", good.URL}, time.Second)
+	rc, err := fetchCluster(ctx, peerHTTPClient(nil), []string{empty.URL, noHeader.URL, "http://127.0.0.1:1", good.URL}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.id != 0xef37ad9dc622a7c4 || len(rc.members) != 1 || rc.members[0].ID != 0x8211f1d0f64f3269 || rc.members[0].Name != "n1" {
 		t.Fatalf("fetched %+v %+v", rc, rc.members[0])
 	}
-	if _, err := fetchCluster(ctx, peerHTTPClient(), []string{empty.URL, noHeader.URL}, time.Second); err != errNoClusterInfo {
+	if _, err := fetchCluster(ctx, peerHTTPClient(nil), []string{empty.URL, noHeader.URL}, time.Second); err != errNoClusterInfo {
 		t.Fatalf("no usable answer: %v", err)
 	}
 }

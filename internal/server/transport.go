@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,12 +17,14 @@ import (
 )
 
 // peerHTTPClient is the client for requests to peers outside the raft
-// streams (/members at bootstrap): HTTP/1.1 only, as etcd's peers speak.
-func peerHTTPClient() *http.Client {
+// streams (/members, /members/hashkv): HTTP/1.1 only, as etcd's peers
+// speak, with the peer TLS settings (nil: plain http).
+func peerHTTPClient(tlsCfg *tls.Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil,
 			ForceAttemptHTTP2: false,
+			TLSClientConfig:   tlsCfg,
 			MaxIdleConns:      16,
 			IdleConnTimeout:   30 * time.Second,
 		},
@@ -41,6 +44,7 @@ func newTransport(s *Server, cfg Config, cl *membership.Cluster) (peerTransport,
 		ServerVersion:     Version,
 		MinClusterVersion: "3.0.0",
 		DialTimeout:       time.Second + election,
+		TLSClient:         cfg.PeerTLS,
 		Raft:              s,
 		SaveSnapshotDB:    s.saveSnapshotDB,
 		OnRemoved: func(err error) {

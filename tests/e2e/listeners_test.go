@@ -182,10 +182,8 @@ func TestUnsupportedFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--discovery-srv", "example.com"}, "cairn does not support --discovery-srv yet"},
-		{[]string{"--peer-auto-tls"}, "cairn does not support --peer-auto-tls yet"},
-		{[]string{"--initial-cluster", "a=http://127.0.0.1:2380,b=http://127.0.0.1:2390", "--name", "a",
-			"--initial-advertise-peer-urls", "http://127.0.0.1:2380"}, "cairn does not support multi-member clusters yet (--initial-cluster has 2 members)"},
-		{[]string{"--initial-cluster-state", "existing"}, "cairn does not support --initial-cluster-state=existing yet"},
+		{[]string{"--feature-gates", "LeaseCheckpoint=true"}, "cairn does not support --feature-gates=LeaseCheckpoint=true yet"},
+		{[]string{"--auth-token", "jwt,pub-key=x"}, "cairn does not support --auth-token yet"},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {
 			dir := t.TempDir()

@@ -25,6 +25,9 @@ type Certs struct {
 	// RevokedCert and RevokedKey are a client certificate listed in CRL.
 	RevokedCert, RevokedKey string
 	CRL                     string
+	// PeerCert and PeerKey serve and authenticate cluster members on
+	// 127.0.0.1-127.0.0.9 (server and client usage).
+	PeerCert, PeerKey string
 }
 
 // NewCerts writes a fresh CA, server and client certificates and a CRL into
@@ -51,7 +54,7 @@ func NewCerts(t testing.TB, dir string) Certs {
 	caCert, _ := x509.ParseCertificate(caDER)
 	c := Certs{CA: filepath.Join(dir, "ca.pem")}
 	writePEM(t, c.CA, "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+	issue := func(name string, serial int64, usages ...x509.ExtKeyUsage) (string, string) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -62,9 +65,14 @@ func NewCerts(t testing.TB, dir string) Certs {
 			NotBefore:    time.Now().Add(-time.Hour),
 			NotAfter:     time.Now().Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			ExtKeyUsage:  usages,
 			DNSNames:     []string{"localhost"},
 			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		}
+		if name == "peer" {
+			for i := 2; i <= 9; i++ {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, net.IPv4(127, 0, 0, byte(i)))
+			}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
@@ -82,6 +90,7 @@ func NewCerts(t testing.TB, dir string) Certs {
 	c.ServerCert, c.ServerKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
 	c.ClientCert, c.ClientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
 	c.RevokedCert, c.RevokedKey = issue("client-revoked", 4, x509.ExtKeyUsageClientAuth)
+	c.PeerCert, c.PeerKey = issue("peer", 5, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number:     big.NewInt(1),
 		ThisUpdate: time.Now().Add(-time.Hour),
