@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +209,40 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		<-tick.C
+	}
+}
+
+// A member started with another --initial-cluster-token (so another cluster
+// ID) is refused by its peers, both sides say so with both cluster IDs and
+// the likely causes, and the healthy members keep serving.
+func TestClusterIDMismatchRefused(t *testing.T) {
+	c := framework.NewCluster(t, []string{framework.Cairn(t)}, 3)
+	stray := c.Members[2]
+	stray.Extra = append(stray.Extra, "--initial-cluster-token", "another-cluster")
+	for _, m := range c.Members[:2] {
+		m.Start()
+	}
+	stray.Start()
+	for _, m := range c.Members[:2] {
+		m.WaitReady(60 * time.Second)
+	}
+	waitUntil(t, "the healthy members to log the mismatch", func() bool {
+		return strings.Contains(c.Members[0].Log()+c.Members[1].Log(), "request cluster ID mismatch")
+	})
+	if !stray.WaitLog("cluster ID mismatch", 20*time.Second) {
+		t.Fatalf("the stray member did not log the mismatch:\n%s", stray.Log())
+	}
+	for _, want := range []string{"likely-causes", "--initial-cluster-token"} {
+		if !strings.Contains(c.Members[0].Log()+c.Members[1].Log(), want) {
+			t.Errorf("the mismatch log does not say %q", want)
+		}
+	}
+	cl := c.Members[0].Client3()
+	defer cl.Close()
+	if _, err := cl.Put(ctxT(t), "still", "serving"); err != nil {
+		t.Fatalf("the healthy members stopped serving: %v", err)
+	}
+	if stray.WaitLog("ready to serve client requests", time.Second) {
+		t.Fatal("the stray member joined")
 	}
 }
