@@ -20,6 +20,12 @@ func operatorCases() []compatCase {
 		c("member", "list", "--help").bare(), c("member", "list", "-w", "yaml"),
 		c(dead, "--command-timeout=1s", "member", "list").bare(), c("mem", "li"))
 
+	// move-leader: the cases that do not depend on the member ID (a lone
+	// member's move to itself is checked against etcd in the e2e tests)
+	add(c("move-leader"), c("move-leader", "zz"), c("move-leader", "1", "2"), c("move-leader", "1234"),
+		c("move-leader", "1234", "-w", "fields"), c("move-leader", "--help").bare(),
+		c(dead, "--command-timeout=1s", "move-leader", "1").bare())
+
 	// defrag (online; -w is ignored)
 	add(c("defrag"), c("defrag", "--cluster"), c("defrag", "-w", "json"), c("defrag", "extra"),
 		c("--endpoints=127.0.0.1:1,{ep}", "--command-timeout=1s", "defrag").bare(),

@@ -94,6 +94,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.newCompactionCommand(),
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
+		a.newMoveLeaderCommand(),
 		a.newAlarmCommand(),
 		a.newDefragCommand(),
 		a.newSnapshotCommand(),
