@@ -246,3 +246,26 @@ func TestClusterIDMismatchRefused(t *testing.T) {
 		t.Fatal("the stray member joined")
 	}
 }
+
+// Five members tolerate two failures: with the leader and a follower
+// killed, a new leader is elected and writes go on through every survivor.
+func TestFiveMembersLoseTwo(t *testing.T) {
+	c := framework.NewCluster(t, []string{framework.Cairn(t)}, 5)
+	c.Start(60 * time.Second)
+	lead := c.Leader(10 * time.Second)
+	killed := map[int]bool{lead: true, (lead + 1) % 5: true}
+	for i := range killed {
+		c.Members[i].Kill()
+	}
+	for i, m := range c.Members {
+		if killed[i] {
+			continue
+		}
+		cl := m.Client3()
+		waitUntil(t, "a write through "+m.Name, func() bool {
+			_, err := cl.Put(ctxTimeout(t, 2*time.Second), "survivor/"+m.Name, "v")
+			return err == nil
+		})
+		cl.Close()
+	}
+}
