@@ -29,7 +29,8 @@ const maxPendingSnapshots = 16
 // value).
 const snapshotPause = 30 * time.Second
 
-// raftSender sits between the Ready loop and the peer transport. Every
+// raftSender sits between the Ready loop and the peer transport; its Send
+// runs on the Ready loop, so it must never wait for that loop. Every
 // message goes straight to the transport except MsgSnap: raft builds it from
 // its last local snapshot, while a follower needs the state machine itself,
 // so it goes to the apply loop, which rebuilds it from the applied state
@@ -51,7 +52,9 @@ func (r raftSender) Send(msgs []raftpb.Message) {
 		case r.s.snapc <- m:
 		default:
 			r.s.lg.Warn("dropped snapshot message: too many pending", zap.String("to", membership.FormatID(m.To)))
-			r.s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
+			// Send runs on the Ready loop, which ReportSnapshot waits for:
+			// report from another goroutine.
+			go r.s.node.ReportSnapshot(m.To, raft.SnapshotFailure)
 		}
 	}
 	if n > 0 {
