@@ -493,3 +493,12 @@ func TestV2RestartAndRollback(t *testing.T) {
 		t.Fatalf("v2 data after the round trip through etcd 3.6:\n%s\nwant\n%s", after, before)
 	}
 }
+
+// TestV2Disabled: --enable-v2=false leaves /v2/keys to the plain 404.
+func TestV2Disabled(t *testing.T) {
+	m := framework.NewMember(t, framework.Cairn(t), "n1", "--enable-v2=false")
+	m.StartAndWait(20 * time.Second)
+	if code, body := v2Get(t, m.Client, "/x"); code != 404 || body != "404 page not found\n" {
+		t.Fatalf("/v2/keys with --enable-v2=false: %d %q", code, body)
+	}
+}
