@@ -24,6 +24,7 @@ import (
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/txn"
+	"github.com/cairnkv/cairn/internal/v2store"
 )
 
 // Result is the outcome of one client request, handed to its waiter.
@@ -61,6 +62,8 @@ type Applier struct {
 	// local, when set, hands back the decoded requests this member
 	// proposed, so their entries need not be decoded again.
 	local Proposals
+	// v2 is the v2 key tree fed from carrier txns (v2.go); nil: none.
+	v2 *v2store.Store
 }
 
 // Proposals gives the applier the requests this member proposed itself.
@@ -207,6 +210,9 @@ func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 		resp, err := a.exec.DeleteRange(req.DeleteRange, ci)
 		return Result{Resp: resp, Err: err}
 	case req.Txn != nil:
+		if r := v2store.FromCarrier(req.Txn); r != nil && a.v2 != nil {
+			return a.applyV2(e, r)
+		}
 		resp, err := a.exec.Txn(req.Txn, ci)
 		return Result{Resp: resp, Err: err}
 	case req.Range != nil:

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/api/gateway"
 	"github.com/cairnkv/cairn/internal/api/httpapi"
+	"github.com/cairnkv/cairn/internal/api/v2http"
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
 	"github.com/cairnkv/cairn/internal/compactor"
 	"github.com/cairnkv/cairn/internal/config"
@@ -271,6 +272,9 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	}
 	h := httpapi.NewHandler(srv, ho)
 	mh := httpapi.NewMetricsHandler(srv, ho)
+	if cfg.EnableV2 {
+		h = v2http.Wrap(h, srv, lg, scfg.RequestTimeout())
+	}
 	// The client listeners add the JSON gateway (/v3/) to h; the metrics
 	// URLs serve metrics and health only, as etcd's do.
 	if cfg.EnableGRPCGateway {

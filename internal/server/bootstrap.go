@@ -329,6 +329,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	s.applied = newIndexWaiter(snapIndex)
 	s.applier = apply.New(lg, kv, cl, s.alarms, ci, s.exec)
 	s.applier.SetProposals(s.w)
+	if err := s.openV2(); err != nil {
+		return nil, fmt.Errorf("load v2 store: %w", err)
+	}
 
 	s.node = raftnode.New(raftnode.Config{
 		Logger:       lg,

@@ -28,6 +28,7 @@ import (
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/raftnode"
 	"github.com/cairnkv/cairn/internal/txn"
+	"github.com/cairnkv/cairn/internal/v2store"
 )
 
 // Version is the etcd server version cairn reports to clients and peers.
@@ -75,6 +76,8 @@ type Server struct {
 	alarms *apply.Alarms
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
+	// v2 is the v2 key tree (v2.go), changed by the apply goroutine only.
+	v2 *v2store.Store
 
 	applied   *indexWaiter
 	committed atomic.Uint64
@@ -113,6 +116,7 @@ func (s *Server) Start() {
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
 	s.startCorruptionChecks()
+	s.startV2Expiry()
 }
 
 // ReadyNotify is closed once the member has published its attributes

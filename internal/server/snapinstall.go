@@ -54,6 +54,9 @@ func (s *Server) installSnapshot(sn raftpb.Snapshot) error {
 		return fmt.Errorf("reload state from snapshot %d: %w", index, err)
 	}
 	s.applier.Restore(index)
+	if err := s.openV2(); err != nil {
+		return fmt.Errorf("reload v2 store from snapshot %d: %w", index, err)
+	}
 	s.confState.set(sn.Metadata.ConfState)
 	s.snapshotIndex.Store(index)
 	s.applied.Trigger(index)
