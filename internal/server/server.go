@@ -60,6 +60,8 @@ type Server struct {
 	// its member list in step with the cluster's.
 	tr    peerTransport
 	peers *peerSet
+	// rc is runtime reconfiguration's bookkeeping (reconfig.go).
+	rc reconfigState
 	// snapc carries MsgSnap from the Ready loop to the apply loop, which
 	// rebuilds them from the applied state (snapsend.go).
 	snapc            chan raftpb.Message
@@ -95,7 +97,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return bootstrap(cfg)
+	s, err := bootstrap(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cl.SetMaxLearners(cfg.maxLearners())
+	return s, nil
 }
 
 // Start runs the member's goroutines.
@@ -106,6 +113,10 @@ func (s *Server) Start() {
 	go func() { defer s.bg.Done(); s.rd.run() }()
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
+	if s.cl.IsRemoved(s.ID()) {
+		// The snapshot this member restarted from already has it removed.
+		s.removedFromCluster()
+	}
 }
 
 // ReadyNotify is closed once the member has published its attributes
@@ -143,9 +154,14 @@ func (s *Server) Stop() {
 
 // fatal reports an unrecoverable error (the one path for "disk gone"): the
 // launcher logs it and exits; nothing more is written.
+//
+// A removed member (ErrMemberRemoved) stops the same way, but that is not a
+// failure: the launcher logs etcd's lines for it.
 func (s *Server) fatal(err error) {
 	s.fatalOnce.Do(func() {
-		s.lg.Error("member cannot continue", zap.Error(err))
+		if !errors.Is(err, ErrMemberRemoved) {
+			s.lg.Error("member cannot continue", zap.Error(err))
+		}
 		s.errc <- err
 	})
 }
