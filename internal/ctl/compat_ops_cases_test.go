@@ -19,6 +19,7 @@ func operatorCases() []compatCase {
 		c("member", "list", "--consistency", "L", "-w", "json"), c("member", "list", "extra"),
 		c("member", "list", "--help").bare(), c("member", "list", "-w", "yaml"),
 		c(dead, "--command-timeout=1s", "member", "list").bare(), c("mem", "li"))
+	add(memberChangeCases()...)
 
 	// defrag (online; -w is ignored)
 	add(c("defrag"), c("defrag", "--cluster"), c("defrag", "-w", "json"), c("defrag", "extra"),
