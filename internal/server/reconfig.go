@@ -98,9 +98,9 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string, learner bool)
 }
 
 // RemoveMember removes member id for good (its ID can never return) and
-// returns the member set after the change. When this member leads and
-// removes itself, it first hands leadership to the voter it has been
-// connected to longest, so the cluster does not wait an election timeout.
+// returns the member set after the change. When id leads, leadership is
+// handed over first (handOverBeforeRemoval), so the cluster does not wait
+// an election timeout for a new leader.
 func (s *Server) RemoveMember(ctx context.Context, id uint64) ([]*membership.Member, error) {
 	if s.cfg.StrictReconfigCheck {
 		target := s.cl.Member(id)
@@ -109,19 +109,65 @@ func (s *Server) RemoveMember(ctx context.Context, id uint64) ([]*membership.Mem
 			return nil, r.err
 		}
 	}
-	if id == s.ID() && s.node.IsLeader() {
-		if to, ok := s.longestConnectedVoter(); ok {
-			s.lg.Info("handing over leadership before removing this member",
-				zap.String("local-member-id", membership.FormatID(s.ID())),
-				zap.String("transferee-member-id", membership.FormatID(to)))
-			if err := s.MoveLeader(ctx, to); err != nil {
-				// The removal goes on; the cluster then elects a leader
-				// after this member stops.
-				s.lg.Warn("leadership hand-over before removal failed", zap.Error(err))
-			}
-		}
+	if id != raft.None && id == s.Leader() {
+		s.handOverBeforeRemoval(ctx, id)
 	}
 	return s.configure(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode, NodeID: id})
+}
+
+// handOverBeforeRemoval moves leadership away from lead, which is about to
+// be removed, so the cluster keeps a leader throughout: a removed leader's
+// peers stop listening to it once they apply its removal, and would wait an
+// election timeout for a new one. The leader hands over to the voter it has
+// been connected to longest; a follower asks the leader (through raft,
+// which forwards the request) to hand over to the follower itself. On
+// failure the removal goes on regardless.
+func (s *Server) handOverBeforeRemoval(ctx context.Context, lead uint64) {
+	to, ok := s.ID(), true
+	if lead == s.ID() {
+		to, ok = s.longestConnectedVoter()
+	} else if m := s.cl.Member(s.ID()); m == nil || m.IsLearner {
+		ok = false
+	}
+	if !ok {
+		return
+	}
+	s.lg.Info("handing over leadership before removing the leader",
+		zap.String("local-member-id", membership.FormatID(s.ID())),
+		zap.String("leader-member-id", membership.FormatID(lead)),
+		zap.String("transferee-member-id", membership.FormatID(to)))
+	var err error
+	if lead == s.ID() {
+		err = s.MoveLeader(ctx, to)
+	} else {
+		err = s.awaitLeaderChange(ctx, lead, to)
+	}
+	if err != nil {
+		s.lg.Warn("leadership hand-over before removal failed; removing the leader regardless", zap.Error(err))
+	}
+}
+
+// awaitLeaderChange asks the leader lead, through raft, to hand leadership
+// to to (this member), and waits until another member leads, for at most
+// the request timeout.
+func (s *Server) awaitLeaderChange(ctx context.Context, lead, to uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
+	defer cancel()
+	if err := s.node.TransferLeadership(to); err != nil {
+		return err
+	}
+	tick := time.NewTicker(s.cfg.TickInterval())
+	defer tick.Stop()
+	for l := s.Leader(); l == lead || l == raft.None; l = s.Leader() {
+		select {
+		case <-ctx.Done():
+			return ErrTimeoutLeaderTransfer
+		case <-s.stopping:
+			return ErrStopped
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // UpdateMember replaces member id's peer URLs (only those: its name and
@@ -207,19 +253,26 @@ func (s *Server) proposeConfChange(ctx context.Context, cc raftpb.ConfChange, st
 func (s *Server) confChangeApplied(cc raftpb.ConfChange, err error) {
 	s.w.Trigger(cc.ID, applyResult{resp: s.cl.Members(), err: err})
 	if err == nil && cc.Type == raftpb.ConfChangeRemoveNode && cc.NodeID == s.ID() {
-		s.removedFromCluster()
+		s.removedFromCluster(ErrMemberRemoved)
 	}
 }
 
-// removedFromCluster stops this member removedStopDelay after it applied
-// its own removal. If it still leads (raft keeps a removed leader leading
-// until it stops), it first hands leadership to the voter it has been
-// connected to longest, so the others need not wait an election timeout.
-func (s *Server) removedFromCluster() {
+// removedFromCluster stops this member removedStopDelay after it learned
+// it was removed (cause wraps ErrMemberRemoved): it applied its own
+// removal, or a peer refused it as removed. The delay lets the commit
+// reach the others and an apply under way answer the client that asked
+// (a peer's 410 often arrives before this member applies its removal).
+//
+// If it still leads (raft keeps a removed leader leading until it stops:
+// the removal was asked of a member that did not hand leadership over
+// first, such as an etcd member), it tries to hand leadership to the voter
+// it has been connected to longest. That is best effort: peers that have
+// applied the removal already refuse its messages.
+func (s *Server) removedFromCluster(cause error) {
 	s.rc.removedOnce.Do(func() {
 		s.lg.Warn("this member was removed from the cluster; it stops shortly, and its data dir cannot be used again",
 			zap.String("local-member-id", membership.FormatID(s.ID())),
-			zap.Duration("stops-in", removedStopDelay))
+			zap.Duration("stops-in", removedStopDelay), zap.Error(cause))
 		if s.node.IsLeader() {
 			if to, ok := s.longestConnectedVoter(); ok {
 				s.lg.Info("removed leader hands over leadership",
@@ -234,7 +287,7 @@ func (s *Server) removedFromCluster() {
 			defer t.Stop()
 			select {
 			case <-t.C:
-				s.fatal(ErrMemberRemoved)
+				s.exit(cause)
 			case <-s.stopping:
 			}
 		}()

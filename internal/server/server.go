@@ -115,7 +115,7 @@ func (s *Server) Start() {
 	s.startCompactor()
 	if s.cl.IsRemoved(s.ID()) {
 		// The snapshot this member restarted from already has it removed.
-		s.removedFromCluster()
+		s.removedFromCluster(ErrMemberRemoved)
 	}
 }
 
@@ -155,15 +155,21 @@ func (s *Server) Stop() {
 // fatal reports an unrecoverable error (the one path for "disk gone"): the
 // launcher logs it and exits; nothing more is written.
 //
-// A removed member (ErrMemberRemoved) stops the same way, but that is not a
-// failure: the launcher logs etcd's lines for it.
+// A removed member (ErrMemberRemoved, e.g. a peer answered 410) is not a
+// failure: it stops shortly after (removedFromCluster), and the launcher
+// logs etcd's lines for it.
 func (s *Server) fatal(err error) {
-	s.fatalOnce.Do(func() {
-		if !errors.Is(err, ErrMemberRemoved) {
-			s.lg.Error("member cannot continue", zap.Error(err))
-		}
-		s.errc <- err
-	})
+	if errors.Is(err, ErrMemberRemoved) {
+		s.removedFromCluster(err)
+		return
+	}
+	s.lg.Error("member cannot continue", zap.Error(err))
+	s.exit(err)
+}
+
+// exit hands err to the launcher, once; the launcher stops the member.
+func (s *Server) exit(err error) {
+	s.fatalOnce.Do(func() { s.errc <- err })
 }
 
 // ID is this member's ID.
