@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -57,6 +58,9 @@ const removedStopDelay = time.Second
 // reconfigState is the server's reconfiguration bookkeeping.
 type reconfigState struct {
 	removedOnce sync.Once
+	// selfRemoval is the ConfChange ID of this member's own removal while
+	// a client waits for it (0: none).
+	selfRemoval atomic.Uint64
 	// httpOnce and httpc: the peer client forwarding promotions.
 	httpOnce sync.Once
 	httpc    peerHTTPDoer
@@ -196,6 +200,10 @@ func (s *Server) configure(ctx context.Context, cc raftpb.ConfChange) ([]*member
 	start := time.Now()
 	cc.ID = s.ids.Next()
 	ch := s.w.Register(cc.ID, nil)
+	if cc.Type == raftpb.ConfChangeRemoveNode && cc.NodeID == s.ID() {
+		s.rc.selfRemoval.Store(cc.ID)
+		defer s.rc.selfRemoval.CompareAndSwap(cc.ID, 0)
+	}
 	if err := s.proposeConfChange(ctx, cc, start); err != nil {
 		s.w.Cancel(cc.ID)
 		return nil, err
@@ -273,6 +281,13 @@ func (s *Server) removedFromCluster(cause error) {
 		s.lg.Warn("this member was removed from the cluster; it stops shortly, and its data dir cannot be used again",
 			zap.String("local-member-id", membership.FormatID(s.ID())),
 			zap.Duration("stops-in", removedStopDelay), zap.Error(cause))
+		if id := s.rc.selfRemoval.Load(); id != 0 {
+			// A client waits for this removal. That this member is removed
+			// proves it was committed, even if the commit never reaches
+			// this member (the leader drops its connections on applying
+			// it): answer with the member set without this member.
+			s.w.Trigger(id, applyResult{resp: s.membersWithout(s.ID())})
+		}
 		if s.node.IsLeader() {
 			if to, ok := s.longestConnectedVoter(); ok {
 				s.lg.Info("removed leader hands over leadership",
@@ -292,6 +307,17 @@ func (s *Server) removedFromCluster(cause error) {
 			}
 		}()
 	})
+}
+
+// membersWithout is the member set without member id.
+func (s *Server) membersWithout(id uint64) []*membership.Member {
+	ms := s.cl.Members()
+	for i, m := range ms {
+		if m.ID == id {
+			return append(ms[:i], ms[i+1:]...)
+		}
+	}
+	return ms
 }
 
 // longestConnectedVoter is the voting member, other than this one, whose

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -271,6 +273,18 @@ func logsOnFailure(t *testing.T, ms ...*framework.Member) {
 			t.Logf("--- %s (%s) log ends:\n%s", m.Name, filepath.Base(m.Bin), log)
 		}
 	})
+}
+
+// httpGet returns the status and body of a GET.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // putThrough writes key=val through m and fails the test on error.

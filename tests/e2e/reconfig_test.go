@@ -83,6 +83,9 @@ func TestReconfigGrowAndShrinkUnderLoad(t *testing.T) {
 				t.Errorf("write on a learner: %v", err)
 			}
 			lc.Close()
+			if code, body := httpGet(t, m4.Client+"/readyz"); code != 503 || !strings.Contains(body, "[-]non_learner failed: not supported for learner") {
+				t.Errorf("/readyz on a learner: %d %q", code, body)
+			}
 			promoteWhenReady(t, tg.ctl, via, id4)
 			m4.WaitReady(60 * time.Second)
 			c.Members = append(c.Members, m4)
