@@ -86,7 +86,9 @@ func TestReconfigGrowAndShrinkUnderLoad(t *testing.T) {
 			if code, body := httpGet(t, m4.Client+"/readyz"); code != 503 || !strings.Contains(body, "[-]non_learner failed: not supported for learner") {
 				t.Errorf("/readyz on a learner: %d %q", code, body)
 			}
-			promoteWhenReady(t, tg.ctl, via, id4)
+			// Through a follower, which forwards the promotion to the leader.
+			follower := c.Members[(c.Leader(20*time.Second)+1)%3]
+			promoteWhenReady(t, tg.ctl, follower.Client, id4)
 			m4.WaitReady(60 * time.Second)
 			c.Members = append(c.Members, m4)
 
