@@ -163,8 +163,10 @@ func (s *Server) fatal(err error) {
 		s.removedFromCluster(err)
 		return
 	}
-	s.lg.Error("member cannot continue", zap.Error(err))
-	s.exit(err)
+	s.fatalOnce.Do(func() {
+		s.lg.Error("member cannot continue", zap.Error(err))
+		s.errc <- err
+	})
 }
 
 // exit hands err to the launcher, once; the launcher stops the member.
