@@ -24,6 +24,10 @@ type compatCase struct {
 	// copy, when set, copies {ref}/copy[0] to {tmp}/copy[1] on each side
 	// first (for commands that rewrite their file).
 	copy [2]string
+	// alignSecond starts the case on a fresh second, so that both sides
+	// run it within the same second (member add: a runtime member's ID is
+	// derived from the time).
+	alignSecond bool
 }
 
 func c(args ...string) compatCase { return compatCase{args: args} }
@@ -188,6 +192,8 @@ func TestCompatWithEtcdctl(t *testing.T) {
 	f := getFixture(t)
 	refTmp, ourTmp := t.TempDir(), t.TempDir()
 	eps := map[string]string{f.refEP: "<ep>", f.ourEP: "<ep>", refTmp: "<tmp>", ourTmp: "<tmp>"}
+	// The learner each side last had, for {learner} once it is removed.
+	lastLearner := map[string]string{}
 	for i, k := range compatCases() {
 		name := k.name
 		if name == "" {
@@ -200,8 +206,14 @@ func TestCompatWithEtcdctl(t *testing.T) {
 			}
 			k.prepare(t, refTmp, refTmp)
 			k.prepare(t, refTmp, ourTmp)
-			ref := runBinary(t, refBin, k.argsFor(f.refEP, refTmp, refTmp), k.envFor(f.refEP), k.stdin)
-			our := runBinary(t, f.cairnctl, k.argsFor(f.ourEP, refTmp, ourTmp), k.envFor(f.ourEP), k.stdin)
+			refArgs, ourArgs := k.argsFor(f.refEP, refTmp, refTmp), k.argsFor(f.ourEP, refTmp, ourTmp)
+			refArgs = withMemberIDs(t, refArgs, f.refEP, lastLearner)
+			ourArgs = withMemberIDs(t, ourArgs, f.ourEP, lastLearner)
+			if k.alignSecond {
+				waitNewSecond()
+			}
+			ref := runBinary(t, refBin, refArgs, k.envFor(f.refEP), k.stdin)
+			our := runBinary(t, f.cairnctl, ourArgs, k.envFor(f.ourEP), k.stdin)
 			t.Logf("etcdctl exit %d\nstdout:\n%sstderr:\n%s", ref.code,
 				quoteLines(normalise(ref.stdout, eps)), quoteLines(normalise(ref.stderr, eps)))
 			f.checkServers(t)
@@ -222,6 +234,29 @@ func (k compatCase) argsFor(ep, ref, tmp string) []string {
 	r := strings.NewReplacer("{ep}", ep, "{ref}", ref, "{tmp}", tmp)
 	for _, a := range k.args {
 		out = append(out, r.Replace(a))
+	}
+	return out
+}
+
+// withMemberIDs replaces {self} and {learner} in args with the IDs that
+// side's server reports (a removed learner's ID stays in last).
+func withMemberIDs(t *testing.T, args []string, ep string, last map[string]string) []string {
+	t.Helper()
+	if !strings.Contains(strings.Join(args, " "), "{self}") && !strings.Contains(strings.Join(args, " "), "{learner}") {
+		return args
+	}
+	self, learner, err := memberIDs(ep)
+	if err != nil {
+		t.Fatalf("member IDs at %s: %v", ep, err)
+	}
+	if learner == "none" && last[ep] != "" {
+		learner = last[ep]
+	}
+	last[ep] = learner
+	r := strings.NewReplacer("{self}", self, "{learner}", learner)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = r.Replace(a)
 	}
 	return out
 }

@@ -19,6 +19,7 @@ func operatorCases() []compatCase {
 		c("member", "list", "--consistency", "L", "-w", "json"), c("member", "list", "extra"),
 		c("member", "list", "--help").bare(), c("member", "list", "-w", "yaml"),
 		c(dead, "--command-timeout=1s", "member", "list").bare(), c("mem", "li"))
+	add(memberChangeCases()...)
 
 	// move-leader: the cases that do not depend on the member ID (a lone
 	// member's move to itself is checked against etcd in the e2e tests)

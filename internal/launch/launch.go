@@ -101,6 +101,9 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 		time.Sleep(time.Second)
 		return 128 + int(sig.(syscall.Signal))
 	case err := <-m.errc:
+		if errors.Is(err, server.ErrMemberRemoved) {
+			return m.stopRemoved(err)
+		}
 		lg.Error("member stopped on a fatal error", zap.Error(err))
 		m.stop()
 		return 1
@@ -173,6 +176,8 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		CompactHashCheck:           cfg.FeatureEnabled(config.GateCompactHashCheck),
 		CompactHashCheckTime:       cfg.CompactHashCheckTime,
 		ForceNewCluster:            cfg.ForceNewCluster,
+		StrictReconfigCheck:        cfg.StrictReconfigCheck,
+		MaxLearners:                cfg.MaxLearners,
 	}, nil
 }
 
@@ -352,6 +357,27 @@ func (m *member) closeListeners(peers []peerListener, metrics []metricsListener)
 	for _, c := range m.clients {
 		c.close()
 	}
+}
+
+// stopRemoved stops a member that was removed from the cluster, with
+// etcd's lines. Like etcd it exits 0 once it had served clients, and 1 when
+// it learned of its removal while starting (a restart on a removed
+// member's data dir).
+func (m *member) stopRemoved(err error) int {
+	m.lg.Warn("server error", zap.Error(server.ErrMemberRemoved), zap.NamedError("cause", err))
+	m.lg.Warn("data-dir used by this member must be removed")
+	served := false
+	select {
+	case <-m.srv.ReadyNotify():
+		served = true
+	default:
+	}
+	m.stop()
+	if !served {
+		m.lg.Error("member stopped before serving clients", zap.Error(server.ErrMemberRemoved))
+		return 1
+	}
+	return 0
 }
 
 // stop closes the listeners, then the server.

@@ -71,6 +71,9 @@ func peerHandler(s *server.Server) http.Handler {
 		mux.Handle("/raft/", h)
 	}
 	mux.Handle("/members/hashkv", s.HashKVHandler())
+	// Promotions forwarded by members that do not lead (peer protocol
+	// §10.3).
+	mux.Handle("/members/promote/", s.PromoteHandler())
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		cv := s.ClusterVersion()
 		if cv == "" {

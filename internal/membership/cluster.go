@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -30,6 +31,9 @@ type Cluster struct {
 	version string // cluster version, "" until decided
 	// maxLearners bounds the learners allowed (--max-learners).
 	maxLearners int
+	// localLearner mirrors whether the local member is a learner, for the
+	// API layer's per-request check without taking mu.
+	localLearner atomic.Bool
 }
 
 // NewCluster returns an empty cluster with the given IDs.
@@ -50,6 +54,25 @@ func (c *Cluster) Restore(members []*Member, removed []uint64, version string) {
 		c.removed[id] = true
 	}
 	c.version = version
+	c.noteLocalLocked()
+}
+
+// SetMaxLearners sets the most learners a conf change may leave in the
+// cluster (--max-learners). Call it before any conf change is applied.
+func (c *Cluster) SetMaxLearners(n int) {
+	c.mu.Lock()
+	c.maxLearners = n
+	c.mu.Unlock()
+}
+
+// LocalIsLearner reports whether the local member is currently a learner.
+// It does not lock, so the API layer may ask on every request.
+func (c *Cluster) LocalIsLearner() bool { return c.localLearner.Load() }
+
+// noteLocalLocked refreshes localLearner after the member set changed.
+func (c *Cluster) noteLocalLocked() {
+	m, ok := c.members[c.localID]
+	c.localLearner.Store(ok && m.IsLearner)
 }
 
 // ID is the cluster ID.
@@ -183,6 +206,7 @@ func (c *Cluster) learnersLocked() int {
 func (c *Cluster) ApplyConfChange(cc raftpb.ConfChange, p Persister) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.noteLocalLocked()
 	switch cc.Type {
 	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 		ctx, err := UnmarshalContext(cc.Context)

@@ -117,7 +117,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			} else {
 				s.peers.changed(cc.NodeID, s.cl.Member(cc.NodeID))
 			}
-			s.w.Trigger(cc.ID, applyResult{err: err})
+			s.confChangeApplied(cc, err)
 		default:
 			// EntryConfChangeV2 (joint consensus) is never proposed by etcd or
 			// cairn; etcd refuses it too.

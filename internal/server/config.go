@@ -99,6 +99,15 @@ type Config struct {
 	// revision minus that count.
 	AutoCompactionRetention time.Duration
 
+	// StrictReconfigCheck refuses member changes that could cost the
+	// cluster its quorum (--strict-reconfig-check, etcd's default true):
+	// see checkAdd, checkRemove and checkPromote. The zero value turns the
+	// checks off, so the launcher must set it.
+	StrictReconfigCheck bool
+	// MaxLearners is the most learner members a conf change may leave in
+	// the cluster (--max-learners; 0 means etcd's default, 1).
+	MaxLearners int
+
 	// ForceNewCluster restarts an existing member as the only member of its
 	// cluster (--force-new-cluster; needs a WAL, ignored without one).
 	ForceNewCluster bool
@@ -140,6 +149,14 @@ func (c *Config) ElectionTimeout() time.Duration {
 
 // RequestTimeout bounds a proposal's wait, as etcd: 5s + 2 × election.
 func (c *Config) RequestTimeout() time.Duration { return 5*time.Second + 2*c.ElectionTimeout() }
+
+// maxLearners is MaxLearners with etcd's default applied.
+func (c *Config) maxLearners() int {
+	if c.MaxLearners <= 0 {
+		return 1
+	}
+	return c.MaxLearners
+}
 
 // Quota returns the effective backend quota in bytes (0: none).
 func (c *Config) Quota() int64 {

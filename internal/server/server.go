@@ -61,6 +61,8 @@ type Server struct {
 	// its member list in step with the cluster's.
 	tr    peerTransport
 	peers *peerSet
+	// rc is runtime reconfiguration's bookkeeping (reconfig.go).
+	rc reconfigState
 	// snapc carries MsgSnap from the Ready loop to the apply loop, which
 	// rebuilds them from the applied state (snapsend.go).
 	snapc            chan raftpb.Message
@@ -104,7 +106,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return bootstrap(cfg)
+	s, err := bootstrap(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cl.SetMaxLearners(cfg.maxLearners())
+	return s, nil
 }
 
 // Start runs the member's goroutines.
@@ -117,6 +124,10 @@ func (s *Server) Start() {
 	s.startCompactor()
 	s.startCorruptionChecks()
 	s.startV2Expiry()
+	if s.cl.IsRemoved(s.ID()) {
+		// The snapshot this member restarted from already has it removed.
+		s.removedFromCluster(ErrMemberRemoved)
+	}
 }
 
 // ReadyNotify is closed once the member has published its attributes
@@ -154,11 +165,24 @@ func (s *Server) Stop() {
 
 // fatal reports an unrecoverable error (the one path for "disk gone"): the
 // launcher logs it and exits; nothing more is written.
+//
+// A removed member (ErrMemberRemoved, e.g. a peer answered 410) is not a
+// failure: it stops shortly after (removedFromCluster), and the launcher
+// logs etcd's lines for it.
 func (s *Server) fatal(err error) {
+	if errors.Is(err, ErrMemberRemoved) {
+		s.removedFromCluster(err)
+		return
+	}
 	s.fatalOnce.Do(func() {
 		s.lg.Error("member cannot continue", zap.Error(err))
 		s.errc <- err
 	})
+}
+
+// exit hands err to the launcher, once; the launcher stops the member.
+func (s *Server) exit(err error) {
+	s.fatalOnce.Do(func() { s.errc <- err })
 }
 
 // ID is this member's ID.

@@ -163,18 +163,6 @@ func TestMixedClusterServes(t *testing.T) {
 	sameState(t, c)
 }
 
-// memberID is the ID member m reports for itself.
-func memberID(t *testing.T, m *framework.Member) uint64 {
-	t.Helper()
-	cl := m.Client3()
-	defer cl.Close()
-	st, err := cl.Status(ctxT(t), m.Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Header.MemberId
-}
-
 // A running etcd 3.6.16 cluster under write load is migrated to cairn one
 // member at a time on its own data dirs (stop, start cairn with the same
 // flags, wait until healthy, next), then rolled back to etcd the same way.

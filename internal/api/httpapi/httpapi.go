@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -31,6 +32,9 @@ type Member interface {
 	// RaftStatus is raft's view of the member (/debug/vars "raft.status");
 	// false once the member has stopped.
 	RaftStatus() (raft.Status, bool)
+	// IsLearner reports whether the member is a learner (/readyz fails its
+	// non_learner check).
+	IsLearner() bool
 }
 
 // Versions are reported by /version.
@@ -190,8 +194,12 @@ func (h *health) probeChecks(ready bool) []probeCheck {
 		}},
 		{"serializable_read", read(true)},
 		{"linearizable_read", read(false)},
-		// A member of a cairn cluster is never a learner yet.
-		{"non_learner", func(context.Context) error { return nil }},
+		{"non_learner", func(context.Context) error {
+			if h.m.IsLearner() {
+				return errors.New("not supported for learner")
+			}
+			return nil
+		}},
 	}
 }
 

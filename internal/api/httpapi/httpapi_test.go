@@ -23,12 +23,14 @@ type fakeMember struct {
 	readErr   error
 	serialErr bool
 	stopped   bool
+	learner   bool
 }
 
 func (f *fakeMember) Leader() uint64                  { return 1 }
 func (f *fakeMember) Alarms() []*pb.AlarmMember       { return f.alarms }
 func (f *fakeMember) ClusterVersion() string          { return "3.6.0" }
 func (f *fakeMember) RaftStatus() (raft.Status, bool) { return raft.Status{}, !f.stopped }
+func (f *fakeMember) IsLearner() bool                 { return f.learner }
 func (f *fakeMember) Range(_ context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if f.readErr != nil && (!r.Serializable || f.serialErr) {
 		return nil, f.readErr
@@ -58,6 +60,8 @@ func TestProbes(t *testing.T) {
 		{"livez verbose", &fakeMember{}, "GET", "/livez?verbose", 200, "[+]serializable_read ok\nok\n"},
 		{"readyz verbose", &fakeMember{}, "GET", "/readyz?verbose", 200,
 			"[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n"},
+		{"readyz on a learner", &fakeMember{learner: true}, "GET", "/readyz", 503,
+			"[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n\n"},
 		{"excluded checks are left out", &fakeMember{}, "GET", "/readyz?verbose&exclude=non_learner&exclude=nope", 200,
 			"[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\nok\n"},
 		{"one check", &fakeMember{}, "GET", "/readyz/linearizable_read?verbose", 200, "[+]linearizable_read ok\nok\n"},

@@ -36,4 +36,15 @@ type Member interface {
 	MemberList(ctx context.Context, linearizable bool) ([]*pb.Member, error)
 	// MoveLeader hands leadership to target and waits until it leads.
 	MoveLeader(ctx context.Context, target uint64) error
+
+	// MemberAdd adds a member with the given peer URLs and returns it with
+	// the member set after the change; MemberRemove, MemberUpdate and
+	// MemberPromote return that set too.
+	MemberAdd(ctx context.Context, peerURLs []string, learner bool) (*pb.Member, []*pb.Member, error)
+	MemberRemove(ctx context.Context, id uint64) ([]*pb.Member, error)
+	MemberUpdate(ctx context.Context, id uint64, peerURLs []string) ([]*pb.Member, error)
+	MemberPromote(ctx context.Context, id uint64) ([]*pb.Member, error)
+	// IsLearner reports whether this member is a learner; a learner serves
+	// only Status, serializable ranges and snapshots.
+	IsLearner() bool
 }

@@ -9,10 +9,16 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/server"
 	"github.com/cairnkv/cairn/internal/txn"
 )
+
+// errGRPCNotEnoughStarted is etcd 3.6.16's answer to a reconfiguration the
+// started-members rule refuses: etcd maps that error to its client-side
+// value rather than to a status, so gRPC sends codes.Unknown with the text.
+var errGRPCNotEnoughStarted = status.Error(codes.Unknown, server.ErrNotEnoughStartedMembers.Error())
 
 // errorTable maps the sentinels of the layers below to etcd's gRPC errors.
 // Order matters only where one error wraps another.
@@ -34,6 +40,16 @@ var errorTable = []struct {
 	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist},
+	{membership.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	{membership.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{membership.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{server.ErrNotEnoughStartedMembers, errGRPCNotEnoughStarted},
+	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
+	{server.ErrBadPeerURLs, rpctypes.ErrGRPCMemberBadURLs},
 	{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},

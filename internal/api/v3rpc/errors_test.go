@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/server"
 	"github.com/cairnkv/cairn/internal/txn"
@@ -39,6 +40,16 @@ func TestToGRPCErrorTable(t *testing.T) {
 		{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests, rpctypes.ErrTooManyRequests},
 		{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
 		{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee, rpctypes.ErrBadLeaderTransferee},
+		{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound, rpctypes.ErrMemberNotFound},
+		{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound, rpctypes.ErrMemberNotFound},
+		{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist, rpctypes.ErrMemberExist},
+		{membership.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist, rpctypes.ErrPeerURLExist},
+		{membership.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner, rpctypes.ErrMemberNotLearner},
+		{membership.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners, rpctypes.ErrTooManyLearners},
+		{server.ErrNotEnoughStartedMembers, errGRPCNotEnoughStarted, rpctypes.ErrMemberNotEnoughStarted},
+		{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady, rpctypes.ErrMemberLearnerNotReady},
+		{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy, rpctypes.ErrUnhealthy},
+		{server.ErrBadPeerURLs, rpctypes.ErrGRPCMemberBadURLs, rpctypes.ErrMemberBadURLs},
 		{apply.ErrNoSpace, rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace},
 		{apply.ErrCorrupt, rpctypes.ErrGRPCCorrupt, rpctypes.ErrCorrupt},
 		{context.Canceled, rpctypes.ErrGRPCCanceled, rpctypes.ErrGRPCCanceled},
@@ -86,6 +97,8 @@ func TestToGRPCErrorOthers(t *testing.T) {
 		{"not supported keeps its detail", fmt.Errorf("%w: leases", server.ErrNotSupported), codes.Unimplemented, "server: not supported yet: leases", false},
 		{"unknown", errors.New("disk on fire"), codes.Unknown, "disk on fire", false},
 		{"unknown wrapped", fmt.Errorf("range: %w", errors.New("bad")), codes.Unknown, "range: bad", false},
+		// etcd 3.6.16 sends this refusal as codes.Unknown.
+		{"not enough started members", fmt.Errorf("check: %w", server.ErrNotEnoughStartedMembers), codes.Unknown, "etcdserver: re-configuration failed due to not enough started members", false},
 		{"unsupported apply kind is unknown", fmt.Errorf("%w: lease grant", apply.ErrUnsupported), codes.Unknown, "apply: request kind not supported yet: lease grant", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,8 +38,7 @@ type Options struct {
 const grpcOverheadBytes = 512 * 1024
 
 // NewServer builds the gRPC server with etcd's services registered. Services
-// cairn does not serve yet (Watch, Lease, Auth, member changes) answer
-// codes.Unimplemented.
+// cairn does not serve yet (Watch, Lease, Auth) answer codes.Unimplemented.
 func NewServer(m Member, o Options) *grpc.Server {
 	var opts []grpc.ServerOption
 	if o.TLS != nil {
@@ -61,8 +60,10 @@ func NewServer(m Member, o Options) *grpc.Server {
 			Time: o.KeepaliveInterval, Timeout: o.KeepaliveTimeout,
 		}))
 	}
+	// A learner refuses first, as etcd's interceptor checks in that order.
+	lunary, lstream := learnerInterceptors(m)
 	unary, stream := leaderInterceptors(m)
-	opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	opts = append(opts, grpc.ChainUnaryInterceptor(lunary, unary), grpc.ChainStreamInterceptor(lstream, stream))
 	gs := grpc.NewServer(opts...)
 	hdr := header{m: m}
 	pb.RegisterKVServer(gs, &kvServer{hdr: hdr, m: m, maxTxnOps: int(o.MaxTxnOps)})

@@ -44,6 +44,10 @@ type fakeMember struct {
 	dbSize int64
 	// compactErr is returned by Compact.
 	compactErr error
+	// learner makes the member a learner; memberErr is what member changes
+	// return (cluster_test.go).
+	learner   atomic.Bool
+	memberErr error
 }
 
 const (

@@ -31,6 +31,12 @@ type Printer interface {
 	EndpointStatus([]EndpointStatus) error
 	EndpointHashKV([]EndpointHashKV) error
 	MemberList(clientv3.MemberListResponse) error
+	MemberAdd(MemberAdd) error
+	// MemberRemove, MemberUpdate and MemberPromote get the ID the command
+	// was given.
+	MemberRemove(id uint64, r clientv3.MemberRemoveResponse) error
+	MemberUpdate(id uint64, r clientv3.MemberUpdateResponse) error
+	MemberPromote(id uint64, r clientv3.MemberPromoteResponse) error
 	Alarm(clientv3.AlarmResponse) error
 	// DBStatus and DBHashKV are etcdutl's results (snapshot status, hashkv).
 	DBStatus(DBStatus) error
@@ -74,6 +80,14 @@ type EndpointStatus struct {
 type EndpointHashKV struct {
 	Ep   string                   `json:"Endpoint"`
 	Resp *clientv3.HashKVResponse `json:"HashKV"`
+}
+
+// MemberAdd is `member add`'s answer with what the command was given: the
+// simple format prints the settings to start the new member with.
+type MemberAdd struct {
+	Name     string // the new member's name, as given
+	PeerURLs string // --peer-urls, as given
+	Resp     clientv3.MemberAddResponse
 }
 
 // DBStatus is `snapshot status` of a bbolt file, as etcdutl reports it.
@@ -132,6 +146,16 @@ func (u unsupported) EndpointHealth([]EndpointHealth) error        { return u.er
 func (u unsupported) EndpointStatus([]EndpointStatus) error        { return u.err() }
 func (u unsupported) EndpointHashKV([]EndpointHashKV) error        { return u.err() }
 func (u unsupported) MemberList(clientv3.MemberListResponse) error { return u.err() }
-func (u unsupported) Alarm(clientv3.AlarmResponse) error           { return u.err() }
-func (u unsupported) DBStatus(DBStatus) error                      { return u.err() }
-func (u unsupported) DBHashKV(DBHashKV) error                      { return u.err() }
+func (u unsupported) MemberAdd(MemberAdd) error                    { return u.err() }
+func (u unsupported) MemberRemove(uint64, clientv3.MemberRemoveResponse) error {
+	return u.err()
+}
+func (u unsupported) MemberUpdate(uint64, clientv3.MemberUpdateResponse) error {
+	return u.err()
+}
+func (u unsupported) MemberPromote(uint64, clientv3.MemberPromoteResponse) error {
+	return u.err()
+}
+func (u unsupported) Alarm(clientv3.AlarmResponse) error { return u.err() }
+func (u unsupported) DBStatus(DBStatus) error            { return u.err() }
+func (u unsupported) DBHashKV(DBHashKV) error            { return u.err() }
