@@ -287,20 +287,22 @@ func TestPlumbing(t *testing.T) {
 }
 
 // TestPlumbingShapesAndMaintenance runs the workloads driven by cairnbench's
-// own generators and fills (k8s shape, prefix paging, memory after
-// revisions, compaction and defrag under load) once each at tiny counts:
+// own generators and fills (k8s shape, prefix paging, reads under puts,
+// memory after revisions, compaction and defrag under load) once each at
+// tiny counts:
 // every metric has a value on both sides, every secondary request stream
 // (fill, lists, whole scans) is accounted for, and nothing failed.
 func TestPlumbingShapesAndMaintenance(t *testing.T) {
 	t.Parallel()
 	var p pids
-	want := []string{"k8s-shape", "range-prefix-paging", "memory-revisions", "compaction-under-load", "defrag-under-load"}
+	want := []string{"range-l-under-put-100c", "range-s-under-put-100c", "k8s-shape", "range-prefix-paging",
+		"memory-revisions", "compaction-under-load", "defrag-under-load"}
 	cfg := testConfig(t, &p, want...)
 	cfg.Sizes.Rounds = 1
 	res := runClean(t, &p, cfg, 2*time.Minute)
 	checkResults(t, cfg, res, want)
-	wantParts := map[string]string{"k8s-shape": "lists", "range-prefix-paging": "full scans",
-		"compaction-under-load": "fill", "defrag-under-load": "fill"}
+	wantParts := map[string]string{"range-l-under-put-100c": "puts", "range-s-under-put-100c": "puts",
+		"k8s-shape": "lists", "range-prefix-paging": "full scans", "compaction-under-load": "fill", "defrag-under-load": "fill"}
 	for _, wr := range res.Workloads {
 		for _, rr := range wr.Runs {
 			if rr.Measurement == nil || rr.Expected == 0 || rr.Measurement.Succeeded != rr.Expected {

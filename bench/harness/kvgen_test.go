@@ -23,6 +23,9 @@ func TestFullModeSizesAreTheIssues(t *testing.T) {
 		if sz.K8sObjects <= pageLimit {
 			t.Errorf("%s: a pool of %d objects fits in one list page", name, sz.K8sObjects)
 		}
+		if sz.RangeUnderPut <= 100 {
+			t.Errorf("%s: %d reads under puts are too few for a p99", name, sz.RangeUnderPut)
+		}
 		if sz.MaintWarmup <= 0 || sz.MaintTail <= 0 || sz.DefragMiB <= 0 || sz.CompactKeys <= 0 {
 			t.Errorf("%s: maintenance sizes unset: %+v", name, sz)
 		}
@@ -86,10 +89,11 @@ func TestPartsFailTheRun(t *testing.T) {
 	}
 }
 
-// TestGeneratorsCountFailures drives the paging, k8s and paced-load
-// generators against one etcd server in situations where they must report
-// failures: a scan that sees the wrong number of keys, a stale mod_revision,
-// a list whose count is wrong, a maintenance operation that fails.
+// TestGeneratorsCountFailures drives the paging, k8s, paced-load and
+// reads-under-puts generators against one etcd server in situations where
+// they must report failures: a scan that sees the wrong number of keys, a
+// stale mod_revision, a list whose count is wrong, a maintenance operation
+// that fails, reads of a key that is not there.
 func TestGeneratorsCountFailures(t *testing.T) {
 	var p pids
 	cfg := testConfig(t, &p)
@@ -163,6 +167,33 @@ func TestGeneratorsCountFailures(t *testing.T) {
 	}
 	if u.m.Succeeded+u.m.Errors != u.issued || u.issued < 100 {
 		t.Errorf("paced puts: %d succeeded, %d failed, %d issued", u.m.Succeeded, u.m.Errors, u.issued)
+	}
+
+	// Reads under puts: the preloaded key is read; a key that does not
+	// exist fails every read, a value of the wrong size too. The puts
+	// beside them are all accounted for and succeed.
+	if err := preloadRangeKey(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, key string
+		valSize   int
+		wantFails int
+	}{
+		{"preloaded key", rangeKey, valSize, 0},
+		{"missing key", "no-such-key", valSize, 50},
+		{"wrong value size", rangeKey, valSize + 1, 50},
+	} {
+		rl := rangeLoad{endpoint: s.endpoint, clients: 3, conns: 2, total: 50, key: tc.key, valSize: tc.valSize,
+			reqTimeout: 10 * time.Second}
+		out, err := readsUnderPuts(ctx, s, rl)
+		if err != nil || out.m.Errors != tc.wantFails || out.m.Succeeded != 50-tc.wantFails ||
+			(out.values == nil) != (tc.wantFails > 0) {
+			t.Errorf("%s: %v reads %+v values %v", tc.name, err, out.m, out.values)
+		}
+		if len(out.parts) != 1 || partsProblem(out.parts) != "" || out.parts[0].Measurement.Succeeded < rupWarmupPuts {
+			t.Errorf("%s: puts %+v (%s)", tc.name, out.parts, partsProblem(out.parts))
+		}
 	}
 	s.stop()
 	p.checkGone(t)

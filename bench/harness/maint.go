@@ -27,14 +27,17 @@ const (
 )
 
 // pacedPuts issues puts at rate per second over clients clients (one
-// connection each): request i is due at start + i/rate, and a client that is
-// behind schedule sends at once (a stall shows as the latency of the requests
-// in flight, and the backlog is sent after it). Latency is measured from
-// send to response.
+// connection each unless conns is set): request i is due at start + i/rate,
+// and a client that is behind schedule sends at once (a stall shows as the
+// latency of the requests in flight, and the backlog is sent after it). With
+// rate <= 0 the load is not paced: each client sends its next put as soon as
+// its previous one completes (a closed loop, as etcd's benchmark put).
+// Latency is measured from send to response.
 type pacedPuts struct {
-	endpoints  []string // each client connects to all of them (clientv3 balances)
-	rate       int
+	endpoints  []string // each connection is to all of them (clientv3 balances)
+	rate       int      // puts per second, all clients together; <= 0: unpaced
 	clients    int
+	conns      int // connections the clients share round-robin; 0: one per client
 	keys       int
 	valSize    int
 	reqTimeout time.Duration
@@ -74,13 +77,20 @@ type doneWaiter struct {
 }
 
 func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
-	conns, closeAll, err := dialConnsTo(l.endpoints, l.clients)
+	nconns := l.conns
+	if nconns <= 0 {
+		nconns = l.clients
+	}
+	conns, closeAll, err := dialConnsTo(l.endpoints, nconns)
 	if err != nil {
 		return nil, err
 	}
 	p := &pacedRun{l: l, conns: conns, close: closeAll, stop: make(chan struct{}), start: time.Now()}
 	val := strings.Repeat("l", l.valSize)
-	interval := time.Second / time.Duration(l.rate)
+	var interval time.Duration // 0: unpaced, every request is due at once
+	if l.rate > 0 {
+		interval = time.Second / time.Duration(l.rate)
+	}
 	for c := 0; c < l.clients; c++ {
 		p.wg.Add(1)
 		go func(cli *clientv3.Client) {
@@ -138,7 +148,7 @@ func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
 				}
 				p.record(s)
 			}
-		}(p.conns[c])
+		}(p.conns[c%len(p.conns)])
 	}
 	return p, nil
 }

@@ -64,7 +64,7 @@ func (res *Results) Markdown() string {
 	for _, r := range res.Refs {
 		fmt.Fprintf(&b, "- reference: %s (`%s`)\n", r.Name, r.Version)
 	}
-	fmt.Fprintf(&b, "- load generator: %s; txn, k8s-shape, paging, maintenance-under-load, leader-kill, watch and v2 workloads: cairnbench's own generator (same for both sides)\n", res.Tool)
+	fmt.Fprintf(&b, "- load generator: %s; txn, k8s-shape, paging, reads-under-puts, maintenance-under-load, leader-kill, watch and v2 workloads: cairnbench's own generator (same for both sides)\n", res.Tool)
 	m := res.Machine
 	fmt.Fprintf(&b, "- machine: %d CPUs (%s), %s RAM, Linux %s, %s; data dir %s\n",
 		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion, m.DataFS)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -43,6 +42,8 @@ type Sizes struct {
 	K8sWatchers   int `json:"k8s_watchers"`               // k8s-shape-watch: watchers on the object prefix
 	V2Set         int `json:"v2_set"`                     // v2-set-100c requests
 	V2Get         int `json:"v2_get"`                     // v2-get-q-100c requests
+
+	RangeUnderPut int `json:"range_under_put_reads"` // range-{l,s}-under-put-100c reads (the puts run meanwhile)
 }
 
 // Modes: full is what docs/performance.md reports; quick takes a few minutes;
@@ -53,13 +54,13 @@ var Modes = map[string]Sizes{
 		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
 		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second,
 		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 5000, K8sWatchers: 5,
-		V2Set: 100000, V2Get: 100000},
+		V2Set: 100000, V2Get: 100000, RangeUnderPut: 100000},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
 		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
 		PageKeys: 10000, PageScans: 100, K8sObjects: 5000, K8sTxns: 10000, MemRevKeys: 20000,
 		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second,
 		Put3m100: 10000, Put3m1000: 20000, WatchWatchers: 1000, WatchConns: 10, WatchPuts: 2000, K8sWatchers: 5,
-		V2Set: 10000, V2Get: 20000},
+		V2Set: 10000, V2Get: 20000, RangeUnderPut: 20000},
 	// tiny's 100-client counts keep each run's server CPU well above the 10 ms
 	// resolution of /proc/<pid>/stat, or "CPU per request" can read 0.
 	"tiny": {Rounds: 2, FsyncCount: 101, Put1: 101, Put100: 2000, Put1000: 2000,
@@ -67,7 +68,7 @@ var Modes = map[string]Sizes{
 		PageKeys: 1200, PageScans: 6, K8sObjects: 1000, K8sTxns: 300, MemRevKeys: 300,
 		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond,
 		Put3m100: 200, Put3m1000: 1000, WatchWatchers: 20, WatchConns: 2, WatchPuts: 200, K8sWatchers: 2,
-		V2Set: 200, V2Get: 200},
+		V2Set: 200, V2Get: 200, RangeUnderPut: 1000},
 }
 
 const (
@@ -175,6 +176,8 @@ func workloads(sz Sizes) []workload {
 			"range", rangeKey, "--consistency", "s"),
 		toolWorkload("range-s-100c", "range 1 key, serializable, 100 clients / 10 connections", 100, 10, sz.Range100,
 			"range", rangeKey, "--consistency", "s"),
+		rangeUnderPutWorkload(sz, false),
+		rangeUnderPutWorkload(sz, true),
 		txnWorkload("txn-1c", "txn compare(mod_revision)+put, 1 client / 1 connection (harness generator)", 1, 1, sz.Txn1),
 		txnWorkload("txn-100c", "txn compare(mod_revision)+put, 100 clients / 10 connections (harness generator)", 100, 10, sz.Txn100),
 		k8sWorkload(sz, 0),
@@ -221,11 +224,8 @@ func toolWorkload(name, desc string, clients, conns, total int, sub ...string) w
 		name: name, desc: desc, server: true, metrics: loadMetrics,
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
 			if sub[0] == "range" {
-				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := s.cli.Put(pctx, rangeKey, strings.Repeat("r", valSize))
-				cancel()
-				if err != nil {
-					return runOut{}, fmt.Errorf("preload %s: %w", rangeKey, err)
+				if err := preloadRangeKey(ctx, s); err != nil {
+					return runOut{}, err
 				}
 			}
 			args := append(append([]string{}, sub...), "--total", strconv.Itoa(total))

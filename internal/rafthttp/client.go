@@ -64,7 +64,8 @@ func (t *Transport) refusal(to uint64, body string, resp *http.Response, onStrea
 		if onStream {
 			msg = "request sent was ignored by remote peer due to cluster ID mismatch"
 		}
-		t.mismatchLog.log(types.ID(to).String()+"/"+resp.Header.Get("X-Etcd-Cluster-ID"), func(suppressed int) {
+		key := fmt.Sprintf("sent/%s/%s/%v", types.ID(to), resp.Header.Get("X-Etcd-Cluster-ID"), onStream)
+		t.mismatchLog.log(key, func(suppressed int) {
 			t.lg.Error(msg,
 				zap.String("local-member-id", t.localHex),
 				zap.String("local-member-cluster-id", t.clusterHex),

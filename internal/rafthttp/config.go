@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -75,6 +76,11 @@ type Config struct {
 	TLSClient *tls.Config
 	// Raft receives messages and reports; required.
 	Raft Raft
+	// SaveSnapshotDB makes the database that follows a snapshot message on
+	// /raft/snapshot durable as <index>.snap.db and returns its size; the
+	// message goes to raft only after it returned nil. nil refuses
+	// snapshots (500). Called from HTTP handler goroutines.
+	SaveSnapshotDB func(r io.Reader, index uint64) (int64, error)
 	// OnRemoved is called once, from a transport goroutine, when a peer
 	// tells this member it was removed from the cluster (a 410 answer to a
 	// stream dial or a 403 answer to a pipeline POST). err wraps

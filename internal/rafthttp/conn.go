@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -46,14 +47,37 @@ func (l *timeoutListener) Accept() (net.Conn, error) {
 
 // timeoutConn re-arms a deadline before each Read and Write; zero
 // durations leave that direction alone.
+//
+// A deadline set explicitly (SetDeadline, SetReadDeadline,
+// SetWriteDeadline) still applies when it is earlier than the per-call
+// one. Without this, net/http's server, which ends a request by setting a
+// read deadline in the past to abort its background read, could see that
+// deadline replaced by a fresh one when the background read enters Read
+// just after, and its connection would hang for the whole timeout before
+// serving the next request.
 type timeoutConn struct {
 	net.Conn
 	rd, wr time.Duration
+
+	rmu, wmu       sync.Mutex // serialise arming with explicit deadlines
+	rLimit, wLimit time.Time  // explicit deadlines, zero = none; protected by rmu, wmu
+}
+
+// effective is the deadline to arm: now+d, or limit when earlier.
+func effective(limit time.Time, d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if !limit.IsZero() && limit.Before(t) {
+		return limit
+	}
+	return t
 }
 
 func (c *timeoutConn) Read(b []byte) (int, error) {
 	if c.rd > 0 {
-		if err := c.SetReadDeadline(time.Now().Add(c.rd)); err != nil {
+		c.rmu.Lock()
+		err := c.Conn.SetReadDeadline(effective(c.rLimit, c.rd))
+		c.rmu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -62,11 +86,41 @@ func (c *timeoutConn) Read(b []byte) (int, error) {
 
 func (c *timeoutConn) Write(b []byte) (int, error) {
 	if c.wr > 0 {
-		if err := c.SetWriteDeadline(time.Now().Add(c.wr)); err != nil {
+		c.wmu.Lock()
+		err := c.Conn.SetWriteDeadline(effective(c.wLimit, c.wr))
+		c.wmu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
 	return c.Conn.Write(b)
+}
+
+func (c *timeoutConn) SetReadDeadline(t time.Time) error {
+	if c.rd <= 0 {
+		return c.Conn.SetReadDeadline(t)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rLimit = t
+	return c.Conn.SetReadDeadline(effective(t, c.rd))
+}
+
+func (c *timeoutConn) SetWriteDeadline(t time.Time) error {
+	if c.wr <= 0 {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wLimit = t
+	return c.Conn.SetWriteDeadline(effective(t, c.wr))
+}
+
+func (c *timeoutConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // newRoundTripper builds an HTTP/1.1-only client transport for peer

@@ -69,7 +69,7 @@ func (t *Transport) checkCompatible(w http.ResponseWriter, r *http.Request) bool
 		return false
 	}
 	if got := r.Header.Get("X-Etcd-Cluster-ID"); got != t.clusterHex {
-		t.mismatchLog.log(from+"/"+got, func(suppressed int) {
+		t.mismatchLog.log("received/"+from+"/"+got, func(suppressed int) {
 			t.lg.Warn("request cluster ID mismatch",
 				zap.String("local-member-id", t.localHex),
 				zap.String("local-member-cluster-id", t.clusterHex),
@@ -127,7 +127,7 @@ func (t *Transport) servePipeline(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "error unmarshalling raft message", http.StatusBadRequest)
 		return
 	}
-	if err := t.process(r.Context(), m); err != nil {
+	if err := t.process(t.ctx, m); err != nil {
 		if errors.Is(err, errFromRemoved) {
 			// The intended etcd answer (spec 2.6); the sender stops.
 			w.Header().Set("Content-Type", "application/json")
@@ -147,13 +147,27 @@ func (t *Transport) servePipeline(w http.ResponseWriter, r *http.Request) {
 var (
 	errFromRemoved  = errors.New("cannot process message from removed member")
 	errToMismatch   = errors.New("cannot process message to mismatch member")
-	errSnapReceived = errors.New(snapshotRefusal)
+	errSnapReceived = errors.New("a snapshot message must come with its database on /raft/snapshot")
 )
 
 // process checks a received message and steps it into raft (spec 2.6):
 // messages from removed members, to another member, link heartbeats and
 // snapshots are refused.
 func (t *Transport) process(ctx context.Context, m raftpb.Message) error {
+	if err := t.check(m); err != nil {
+		return err
+	}
+	if m.Type == raftpb.MsgSnap {
+		t.lg.Warn("rejected snapshot message outside /raft/snapshot",
+			zap.String("local-member-id", t.localHex),
+			zap.String("from", types.ID(m.From).String()))
+		return errSnapReceived
+	}
+	return t.cfg.Raft.Process(ctx, m)
+}
+
+// check refuses messages from removed members and to another member.
+func (t *Transport) check(m raftpb.Message) error {
 	if t.cfg.Raft.IsIDRemoved(m.From) {
 		t.lg.Warn("rejected Raft message from removed member",
 			zap.String("local-member-id", t.localHex),
@@ -166,50 +180,7 @@ func (t *Transport) process(ctx context.Context, m raftpb.Message) error {
 			zap.String("mismatch-member-id", types.ID(m.To).String()))
 		return errToMismatch
 	}
-	if m.Type == raftpb.MsgSnap {
-		t.lg.Warn("rejected snapshot message: "+snapshotRefusal,
-			zap.String("local-member-id", t.localHex),
-			zap.String("from", types.ID(m.From).String()))
-		return errSnapReceived
-	}
-	return t.cfg.Raft.Process(ctx, m)
-}
-
-func (t *Transport) serveSnapshot(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	w.Header().Set("X-Etcd-Cluster-ID", t.clusterHex)
-	if !t.checkCompatible(w, r) {
-		return
-	}
-	t.addRemoteFromRequest(r)
-
-	dec := &messageDecoder{r: r.Body, limit: maxSnapshotEnvelope}
-	m, err := dec.decode()
-	if err != nil {
-		t.lg.Warn("failed to decode Raft message", zap.String("local-member-id", t.localHex), zap.Error(err))
-		http.Error(w, fmt.Sprintf("failed to decode raft message (%v)", err), http.StatusBadRequest)
-		return
-	}
-	if m.Type != raftpb.MsgSnap {
-		t.lg.Warn("unexpected Raft message type",
-			zap.String("local-member-id", t.localHex),
-			zap.String("remote-snapshot-sender-id", types.ID(m.From).String()),
-			zap.String("message-type", m.Type.String()))
-		http.Error(w, "wrong raft message type", http.StatusBadRequest)
-		return
-	}
-	// The db bytes that follow are left unread: the server closes the
-	// connection, and the leader's raft retries later.
-	t.lg.Warn("refused database snapshot: "+snapshotRefusal,
-		zap.String("local-member-id", t.localHex),
-		zap.String("remote-snapshot-sender-id", types.ID(m.From).String()),
-		zap.Uint64("incoming-snapshot-index", m.Snapshot.Metadata.Index),
-		zap.Uint64("incoming-snapshot-term", m.Snapshot.Metadata.Term))
-	http.Error(w, snapshotRefusal, http.StatusInternalServerError)
+	return nil
 }
 
 func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {

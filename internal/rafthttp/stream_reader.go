@@ -74,7 +74,6 @@ func (r *streamReader) run() {
 		case errors.Is(err, ErrMemberRemoved):
 			r.t.memberRemoved(err)
 			r.t.lg.Warn("stopped dialing remote peer: this member was removed from the cluster", r.logFields()...)
-			<-r.ctx.Done()
 			return
 		case errors.Is(err, ErrUnsupportedStream):
 			r.t.lg.Debug("peer does not serve this stream type", append(r.logFields(), zap.Error(err))...)

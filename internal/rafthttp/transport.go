@@ -1,6 +1,7 @@
 package rafthttp
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -15,11 +16,16 @@ import (
 // timing holds the transport's intervals; tests in this package shorten
 // them.
 type timing struct {
-	heartbeat time.Duration // link heartbeat on idle streams: 5 s / 3
-	redial    time.Duration // minimum time between dials of one stream
+	heartbeat  time.Duration // link heartbeat on idle streams: 5 s / 3
+	redial     time.Duration // minimum time between dials of one stream
+	streamIdle time.Duration // per-read and per-write timeout on dialled streams: 5 s
 }
 
-var defaultTiming = timing{heartbeat: connReadTimeout / 3, redial: 100 * time.Millisecond}
+var defaultTiming = timing{
+	heartbeat:  connReadTimeout / 3,
+	redial:     100 * time.Millisecond,
+	streamIdle: connReadTimeout,
+}
 
 // Transport is this member's side of etcd's peer protocol: it sends raft
 // messages to the other members over streams and the pipeline, and serves
@@ -43,6 +49,15 @@ type Transport struct {
 	rep         *reporter
 	mismatchLog *logLimiter
 	removedOnce sync.Once
+	// ctx is cancelled when Stop begins; pipeline requests step their
+	// message into raft under it. (Not the request's context: a peer
+	// listener's per-read deadline cancels that after 5 s of a silent
+	// client, which says nothing about the sender.)
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// snaps counts snapshot uploads in flight; Stop waits for them.
+	snaps sync.WaitGroup
 
 	mu      sync.RWMutex
 	stopped bool               // protected by mu
@@ -51,11 +66,14 @@ type Transport struct {
 }
 
 // New returns a running Transport with no peers.
-func New(cfg Config) (*Transport, error) {
+func New(cfg Config) (*Transport, error) { return newTransport(cfg, defaultTiming) }
+
+func newTransport(cfg Config, tm timing) (*Transport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	sv, _ := parseVersion(cfg.ServerVersion)
 	mv, _ := parseVersion(cfg.MinClusterVersion)
 	t := &Transport{
@@ -66,13 +84,15 @@ func New(cfg Config) (*Transport, error) {
 		urlsHeader:  peerURLsHeader(cfg.LocalURLs),
 		serverVer:   sv,
 		minVer:      mv,
-		timing:      defaultTiming,
-		streamRT:    newRoundTripper(cfg.DialTimeout, cfg.TLSClient, connReadTimeout, connWriteTimeout, -1),
+		timing:      tm,
+		streamRT:    newRoundTripper(cfg.DialTimeout, cfg.TLSClient, tm.streamIdle, tm.streamIdle, -1),
 		pipelineRT:  newRoundTripper(cfg.DialTimeout, cfg.TLSClient, 0, 0, 1024),
 		rep:         newReporter(cfg.Raft),
 		mismatchLog: newLogLimiter(10 * time.Second),
 		peers:       make(map[uint64]*peer),
 		remotes:     make(map[uint64]*remote),
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 	return t, nil
 }
@@ -194,9 +214,8 @@ func (t *Transport) peer(id uint64) *peer {
 // Send queues each message for its peer (spec 3.4's choice of channel)
 // and returns at once. Messages to unknown members are dropped; a full
 // queue drops the message and reports the peer unreachable (from another
-// goroutine). A MsgSnap is refused: cairn cannot send a database snapshot
-// yet, so raft hears SnapshotFailure and unreachable and keeps the
-// follower in probe state.
+// goroutine). A MsgSnap is refused (raft hears SnapshotFailure and
+// unreachable): it must travel with its database through SendSnapshot.
 //
 // Ownership: Send keeps the messages (and their entries) until they are
 // written; the caller must not modify them afterwards (raft never does).
@@ -226,7 +245,7 @@ func (t *Transport) Send(msgs []raftpb.Message) {
 }
 
 func (t *Transport) refuseSnapshot(m *raftpb.Message) {
-	t.lg.Warn("refused to send snapshot: cairn cannot send database snapshots yet; the follower must be caught up from the log",
+	t.lg.Warn("refused a snapshot message given to Send: snapshots travel with their database through SendSnapshot",
 		zap.String("local-member-id", t.localHex),
 		zap.String("remote-peer-id", types.ID(m.To).String()),
 		zap.Uint64("snapshot-index", m.Snapshot.Metadata.Index),
@@ -258,7 +277,12 @@ func (t *Transport) memberRemoved(err error) {
 // Stop closes every stream and stops every goroutine the transport
 // started, waiting for them. Afterwards Send drops everything, AddPeer
 // does nothing, and stream requests are answered 404 as from an unknown
-// sender. The HTTP server serving Handler is the caller's to close.
+// sender. The HTTP server serving Handler is the caller's to close, after
+// Stop (its stream handlers return once Stop released them).
+//
+// Stop waits for a report in progress, so it must not be called from a
+// goroutine that Raft.ReportUnreachable or ReportSnapshot waits for (with
+// raftnode: not from its loop, e.g. not from inside Send's caller).
 func (t *Transport) Stop() {
 	t.mu.Lock()
 	if t.stopped {
@@ -266,6 +290,7 @@ func (t *Transport) Stop() {
 		return
 	}
 	t.stopped = true
+	t.cancel()
 	peers, remotes := t.peers, t.remotes
 	t.peers, t.remotes = map[uint64]*peer{}, map[uint64]*remote{}
 	t.mu.Unlock()
@@ -278,6 +303,7 @@ func (t *Transport) Stop() {
 		wg.Go(r.stop)
 	}
 	wg.Wait()
+	t.snaps.Wait()
 	t.rep.close()
 	t.streamRT.CloseIdleConnections()
 	t.pipelineRT.CloseIdleConnections()

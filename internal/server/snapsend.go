@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -10,22 +9,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/rafthttp"
 )
-
-// SnapshotDB is the database image sent with a snapshot: a point-in-time
-// copy of the backend, written once and then closed.
-type SnapshotDB interface {
-	io.WriterTo
-	Size() int64
-	Close() error
-}
 
 // snapshotSender is the peer transport's snapshot path: it sends m (a
 // MsgSnap) with db on a connection of its own, so a large database never
 // delays other messages, closes db, and calls done with the outcome (after
 // reporting it to raft).
 type snapshotSender interface {
-	SendSnapshot(m raftpb.Message, db SnapshotDB, done func(ok bool))
+	SendSnapshot(m raftpb.Message, db rafthttp.SnapshotDB, done func(ok bool))
 }
 
 // maxPendingSnapshots bounds the MsgSnaps waiting for the apply loop; more
@@ -93,7 +85,7 @@ func (s *Server) sendSnapshot(m raftpb.Message) {
 	})
 }
 
-func (s *Server) mergedSnapshot(m raftpb.Message) (raftpb.Message, SnapshotDB, error) {
+func (s *Server) mergedSnapshot(m raftpb.Message) (raftpb.Message, rafthttp.SnapshotDB, error) {
 	index := s.applied.Applied()
 	term, err := s.node.Storage().Term(index)
 	if err != nil {

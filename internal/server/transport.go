@@ -1,13 +1,18 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/backend"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/rafthttp"
+	"github.com/cairnkv/cairn/internal/schema"
 )
 
 // peerHTTPClient is the client for requests to peers outside the raft
@@ -37,9 +42,49 @@ func newTransport(s *Server, cfg Config, cl *membership.Cluster) (peerTransport,
 		MinClusterVersion: "3.0.0",
 		DialTimeout:       time.Second + election,
 		Raft:              s,
+		SaveSnapshotDB:    s.saveSnapshotDB,
 		OnRemoved: func(err error) {
 			s.lg.Error("stopping: this member was removed from the cluster", zap.Error(err))
 			s.fatal(err)
 		},
+	})
+}
+
+// saveSnapshotDB makes a database received with a snapshot durable as
+// <index>.snap.db, and checks it before raft hears of the snapshot: a file
+// bbolt cannot open, or whose consistent index is not the snapshot's, is
+// removed and refused, so a bad upload is never installed (the leader
+// sends a new one).
+func (s *Server) saveSnapshotDB(r io.Reader, index uint64) (int64, error) {
+	n, err := s.store.ss.SaveDBFrom(r, index)
+	if err != nil {
+		return n, err
+	}
+	path, err := s.store.ss.DBFilePath(index)
+	if err != nil {
+		return n, err
+	}
+	if err := checkSnapshotDB(path, index); err != nil {
+		os.Remove(path)
+		return n, err
+	}
+	return n, nil
+}
+
+func checkSnapshotDB(path string, index uint64) error {
+	f, err := backend.OpenFile(path, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("received snapshot database: %w", err)
+	}
+	defer f.Close()
+	return f.View(func(tx backend.FileTx) error {
+		ci, _, err := schema.ReadConsistentIndex(tx)
+		if err != nil {
+			return fmt.Errorf("received snapshot database: %w", err)
+		}
+		if ci != index {
+			return fmt.Errorf("received snapshot database has consistent index %d, the snapshot is at %d", ci, index)
+		}
+		return nil
 	})
 }

@@ -35,6 +35,18 @@ func NewCluster(t testing.TB, bins []string, n int, extra ...string) *Cluster {
 		c.Members = append(c.Members, m)
 		pairs = append(pairs, m.Name+"="+m.Peer)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, m := range c.Members {
+			log := m.Log()
+			if len(log) > 8000 {
+				log = "...\n" + log[len(log)-8000:]
+			}
+			t.Logf("log of %s (%s):\n%s", m.Name, m.Bin, log)
+		}
+	})
 	ic := strings.Join(pairs, ",")
 	for _, m := range c.Members {
 		m.InitialCluster = ic
