@@ -54,8 +54,9 @@ type Op struct {
 // IsWrite says whether the op may change the store.
 func (o *Op) IsWrite() bool { return o.Kind != OpGet }
 
-// Failed is an op with no information: a read that errored.
-func (o *Op) Failed() bool { return o.Err != "" && !o.Unknown }
+// Failed is an op with no information: a read that errored. (A write that
+// errored has an unknown outcome, until validation resolves it.)
+func (o *Op) Failed() bool { return o.Err != "" && !o.IsWrite() }
 
 // Changes says whether a successful op changed the store (and so has its
 // own revision).
@@ -98,7 +99,7 @@ func (o *Op) describe() string {
 	}
 	b.WriteString(" → ")
 	switch {
-	case o.Unknown:
+	case o.Unknown || (o.Err != "" && o.IsWrite()):
 		fmt.Fprintf(&b, "unknown (%s)", o.Err)
 	case o.Err != "":
 		fmt.Fprintf(&b, "error (%s)", o.Err)
@@ -175,4 +176,14 @@ func writeHistory(path, header string, ops []*Op, events []Event) error {
 		return err
 	}
 	return f.Close()
+}
+
+// timeline lists the harness's events of a run.
+func (r *runResult) timeline() string {
+	var b strings.Builder
+	b.WriteString("timeline:")
+	for _, e := range r.Events {
+		fmt.Fprintf(&b, "\n  %8.3fs %s", e.At.Seconds(), e.What)
+	}
+	return b.String()
 }

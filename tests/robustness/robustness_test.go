@@ -41,6 +41,9 @@ func TestRobustness(t *testing.T) {
 				return
 			}
 			t.Log(res.summary())
+			if testing.Verbose() {
+				t.Log(res.timeline())
+			}
 		})
 	}
 }

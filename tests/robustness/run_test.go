@@ -73,7 +73,8 @@ type runResult struct {
 	CheckerTime    time.Duration
 	Duration       time.Duration
 	Anomalies      []anomaly
-	Err            error // the harness itself failed
+	Err            error   // the harness itself failed
+	Events         []Event // what the harness did, when
 }
 
 func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) }
@@ -200,9 +201,11 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if o.Err != "" {
 		res.add(anomaly{anomNoRecovery, "the final write failed: " + o.Err})
 	}
+	in.event("final write: %s", o.describe())
 
 	rev, anoms := converge(c, 30*time.Second)
 	res.add(anoms...)
+	in.event("members converged at revision %d", rev)
 	res.add(checkLogs(c)...)
 	ops := rec.history()
 	res.Ops = len(ops)
@@ -220,7 +223,9 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if rev > 0 {
 		res.Revisions = rev
 		lin = validate(c, res, ops, rev, cfg)
+		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
 	}
+	res.Events = in.events
 	header := fmt.Sprintf("# %s\n# flags: %s\n# %s", sc, strings.Join(res.Flags, " "), strings.ReplaceAll(res.summary(), "\n", "\n# "))
 	if err := writeHistory(filepath.Join(res.Dir, "history.txt"), header, ops, in.events); err != nil {
 		t.Logf("write history: %v", err)
