@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,34 @@ func TestResolvedWritesAreChecked(t *testing.T) {
 	kept, _ = resolve(ops, nil)
 	if lin := checkLinearizable(kept, 10*time.Second); lin.Result != porcupine.Illegal {
 		t.Fatalf("read of a value the store never had: %v", lin.Result)
+	}
+}
+
+// The whole pipeline can fail: clients read serializably (from the member's
+// own state) while the checkers take the reads for linearizable ones, and a
+// follower is cut off from the others. Its clients then read values the
+// majority has overwritten, and the run must report it.
+func TestHarnessCatchesStaleReads(t *testing.T) {
+	if mode := os.Getenv("CAIRN_ROBUSTNESS"); mode == "off" || mode == "long" {
+		t.Skipf("CAIRN_ROBUSTNESS=%s", mode)
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	cfg := shortConfig
+	cfg.Traffic.SerializableGets = true
+	res := runScenario(t, scenario{TargetCairn, 3, FaultPartitionMinority, 11}, cfg)
+	t.Log(res.summary())
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	caught := false
+	for _, a := range res.Anomalies {
+		if a.Kind == anomNotLinearizable || a.Kind == anomRevisionOrder {
+			caught = true
+		}
+	}
+	if !caught {
+		t.Fatal("stale serializable reads from a partitioned follower went unnoticed")
 	}
 }

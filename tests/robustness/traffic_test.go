@@ -20,6 +20,10 @@ type trafficConfig struct {
 	Timeout          time.Duration // per request
 	// Weights of get, put, delete and cas (compare-and-set).
 	Weights map[OpKind]int
+	// SerializableGets sends gets as serializable reads while the checkers
+	// still take them for linearizable ones: only the harness's end-to-end
+	// self-test sets it, to show that stale reads are caught.
+	SerializableGets bool
 }
 
 var defaultTraffic = trafficConfig{
@@ -140,7 +144,7 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 	ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Timeout)
 	defer cancel()
 	o.Call = tc.rec.now()
-	err := execute(ctx, tc.cl, o)
+	err := execute(ctx, tc.cl, o, tc.cfg.SerializableGets)
 	o.Return = tc.rec.now()
 	if err != nil {
 		o.Err = err.Error()
@@ -162,10 +166,14 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 }
 
 // execute sends o's request and fills in its outcome.
-func execute(ctx context.Context, cl *clientv3.Client, o *Op) error {
+func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool) error {
 	switch o.Kind {
 	case OpGet:
-		r, err := cl.Get(ctx, o.Key)
+		var opts []clientv3.OpOption
+		if serializable {
+			opts = append(opts, clientv3.WithSerializable())
+		}
+		r, err := cl.Get(ctx, o.Key, opts...)
 		if err != nil {
 			return err
 		}
