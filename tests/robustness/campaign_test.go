@@ -130,10 +130,13 @@ func (c *campaign) report() string {
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "## Campaign report\n\n")
-	fmt.Fprintf(&b, "- commit %s, %s/%s, %d CPUs, started %s, wall time %v (new runs for %v)\n",
+	fmt.Fprintf(&b, "- commit %s, %s/%s, %d CPUs, started %s, wall time %v",
 		commit, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), c.start.UTC().Format(time.RFC3339),
-		c.end.Sub(c.start).Round(time.Second), c.duration)
+		c.end.Sub(c.start).Round(time.Second))
+	if c.duration > 0 {
+		fmt.Fprintf(&b, " (new runs for %v)", c.duration)
+	}
+	b.WriteString("\n")
 	last := c.firstSeed
 	if n := len(c.results); n > 0 {
 		last = c.results[n-1].Scenario.Seed

@@ -3,6 +3,7 @@ package robustness
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // shortScenarios is the fixed set the default `go test ./...` runs: every
@@ -33,9 +34,15 @@ func TestRobustness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
+	camp := &campaign{start: time.Now(), firstSeed: shortScenarios[0].Seed}
+	defer func() {
+		camp.end = time.Now()
+		t.Log(camp.report())
+	}()
 	for _, sc := range shortScenarios {
 		t.Run(sc.String(), func(t *testing.T) {
 			res := runScenario(t, sc, shortConfig)
+			camp.add(res)
 			if res.failed() {
 				t.Error(res.summary())
 				return

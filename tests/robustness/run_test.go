@@ -61,6 +61,7 @@ var shortConfig = runConfig{
 type runResult struct {
 	Scenario       scenario
 	Flags          []string
+	Timeout        time.Duration // per request
 	Dir            string
 	Ops            int // operations recorded
 	OK             int // succeeded
@@ -85,8 +86,8 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied), %d checked in %v, %d revisions, fault confirmed %t, %v",
-		r.Scenario, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.Checked, r.CheckerTime.Round(time.Millisecond),
+	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied), %d checked in %v, %d revisions, fault confirmed %t, %v",
+		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.Checked, r.CheckerTime.Round(time.Millisecond),
 		r.Revisions, r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.Err != nil {
 		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
@@ -161,6 +162,11 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	defer func() { res.Duration = time.Since(started) }()
 	rnd := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
 	res.Flags = memberFlags(cfg, rnd)
+	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
+	// more writes of unknown outcome to settle; long ones let requests
+	// ride out the fault.
+	cfg.Traffic.Timeout = []time.Duration{250 * time.Millisecond, 2 * time.Second}[rnd.IntN(2)]
+	res.Timeout = cfg.Traffic.Timeout
 	bins := binaries(t, sc.Target)
 
 	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags)
