@@ -218,7 +218,7 @@ func (c *cluster) leaderOnce() (string, error) {
 	return "", fmt.Errorf("leader %x is not a member", lead)
 }
 
-// followers are the members other than the leader.
+// others are the names of the members other than name.
 func (c *cluster) others(name string) []string {
 	var out []string
 	for _, m := range c.members {

@@ -79,7 +79,7 @@ func (o *Op) String() string {
 	if o.Return != never {
 		ret = fmt.Sprintf("%9.3f", o.Return.Seconds())
 	}
-	fmt.Fprintf(&b, "#%-5d %9.3f %s c%-2d@%-3s ", o.ID, o.Call.Seconds(), ret, o.Client, o.Member)
+	fmt.Fprintf(&b, "#%-5d %9.3f %s %-7s ", o.ID, o.Call.Seconds(), ret, fmt.Sprintf("c%d@%s", o.Client, o.Member))
 	b.WriteString(o.describe())
 	return b.String()
 }
