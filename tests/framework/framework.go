@@ -105,6 +105,9 @@ type Member struct {
 	// ListenClient, when set, is listened on instead of Client (which is
 	// still advertised).
 	ListenClient string
+	// ListenPeer, when set, is listened on instead of Peer (which is still
+	// advertised), so a proxy can stand at the advertised address.
+	ListenPeer string
 	// Dir is the process's working directory ("" = the test's).
 	Dir     string
 	LogPath string
@@ -149,12 +152,16 @@ func (m *Member) Args() []string {
 	if m.ListenClient != "" {
 		listen = m.ListenClient
 	}
+	listenPeer := m.Peer
+	if m.ListenPeer != "" {
+		listenPeer = m.ListenPeer
+	}
 	args := []string{
 		"--name", m.Name,
 		"--data-dir", m.DataDir,
 		"--listen-client-urls", listen,
 		"--advertise-client-urls", m.Client,
-		"--listen-peer-urls", m.Peer,
+		"--listen-peer-urls", listenPeer,
 		"--initial-advertise-peer-urls", m.Peer,
 		"--initial-cluster", m.initialCluster(),
 	}
@@ -278,6 +285,23 @@ func (m *Member) ExitErr() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.err
+}
+
+// Signal sends sig to the running process without waiting for anything
+// (SIGSTOP, SIGCONT); it is an error if the process is not running.
+func (m *Member) Signal(sig syscall.Signal) error {
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return fmt.Errorf("%s: not started", m.Name)
+	}
+	select {
+	case <-done:
+		return fmt.Errorf("%s: exited", m.Name)
+	default:
+	}
+	return cmd.Process.Signal(sig)
 }
 
 // Kill sends SIGKILL and waits for the process to exit.

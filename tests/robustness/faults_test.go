@@ -1,0 +1,150 @@
+package robustness
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"time"
+)
+
+// Fault kinds. Each run injects one; a soak mode with overlapping faults
+// does not exist yet.
+const (
+	FaultKillLeader        = "kill-leader"        // SIGKILL the leader, restart it
+	FaultKillFollower      = "kill-follower"      // SIGKILL a follower, restart it
+	FaultPauseMember       = "pause-member"       // SIGSTOP a random member past the election timeout, SIGCONT
+	FaultPauseLeader       = "pause-leader"       // the same on the leader
+	FaultPartitionMinority = "partition-minority" // cut a follower from the rest through the proxies, heal
+	FaultPartitionLeader   = "partition-leader"   // cut the leader from the rest, heal
+	FaultBlackhole         = "blackhole"          // isolate a random member's peer traffic entirely, heal
+	FaultDelay             = "delay"              // add latency to a random member's peer traffic, heal
+)
+
+// allFaults is every kind, in the order the short mode covers them.
+var allFaults = []string{
+	FaultKillLeader, FaultKillFollower, FaultPauseMember, FaultPauseLeader,
+	FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole, FaultDelay,
+}
+
+// faultTiming are the durations a fault holds; they scale with the
+// election timeout the members run with.
+type faultTiming struct {
+	Election time.Duration // --election-timeout
+}
+
+func (ft faultTiming) hold(rnd *rand.Rand) time.Duration {
+	// 1.5 to 3 election timeouts: long enough for an election, short
+	// enough to keep runs brief.
+	return ft.Election*3/2 + time.Duration(rnd.Int64N(int64(ft.Election*3/2)))
+}
+
+// injector applies faults to a cluster and records them on the timeline.
+type injector struct {
+	c      *cluster
+	rec    *recorder
+	rnd    *rand.Rand
+	timing faultTiming
+	events []Event
+}
+
+func (in *injector) event(format string, args ...any) {
+	in.events = append(in.events, Event{At: in.rec.now(), What: fmt.Sprintf(format, args...)})
+}
+
+// inject runs fault kind to its end (the fault healed, killed members
+// restarted) and says whether it was confirmed: the member exited or
+// stopped, or the proxies cut or refused connections.
+func (in *injector) inject(kind string) (confirmed bool, err error) {
+	c := in.c
+	switch kind {
+	case FaultKillLeader, FaultKillFollower:
+		target, err := in.pickTarget(kind == FaultKillLeader)
+		if err != nil {
+			return false, err
+		}
+		m := c.member(target)
+		in.event("SIGKILL %s (%s)", target, kind)
+		c.setState(target, killed)
+		m.Kill()
+		select {
+		case <-m.Done():
+			confirmed = true
+		default:
+		}
+		time.Sleep(in.timing.hold(in.rnd))
+		in.event("restart %s", target)
+		m.Start()
+		c.setState(target, running)
+		return confirmed, nil
+
+	case FaultPauseMember, FaultPauseLeader:
+		target, err := in.pickTarget(kind == FaultPauseLeader)
+		if err != nil {
+			return false, err
+		}
+		m := c.member(target)
+		in.event("SIGSTOP %s (%s)", target, kind)
+		c.setState(target, paused)
+		if err := m.Signal(syscall.SIGSTOP); err != nil {
+			c.setState(target, running)
+			return false, err
+		}
+		// Twice the election timeout at least, so the others elect.
+		time.Sleep(in.timing.Election + in.timing.hold(in.rnd))
+		in.event("SIGCONT %s", target)
+		if err := m.Signal(syscall.SIGCONT); err != nil {
+			return true, err
+		}
+		c.setState(target, running)
+		return true, nil
+
+	case FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole:
+		var target string
+		var err error
+		if kind == FaultBlackhole {
+			target = c.members[in.rnd.IntN(len(c.members))].Name
+		} else {
+			target, err = in.pickTarget(kind == FaultPartitionLeader)
+			if err != nil {
+				return false, err
+			}
+		}
+		before := c.net.Stats()
+		if kind == FaultBlackhole {
+			in.event("blackhole %s", target)
+			c.net.Isolate(target)
+		} else {
+			in.event("partition %s | %v (%s)", target, c.others(target), kind)
+			c.net.Partition([]string{target}, c.others(target))
+		}
+		time.Sleep(in.timing.hold(in.rnd))
+		after := c.net.Stats()
+		in.event("heal (proxies: %d connections cut, %d refused)", after.Cut-before.Cut, after.Refused-before.Refused)
+		c.net.Heal()
+		return after.Cut+after.Refused > before.Cut+before.Refused, nil
+
+	case FaultDelay:
+		target := c.members[in.rnd.IntN(len(c.members))].Name
+		d := time.Duration(50+in.rnd.IntN(250)) * time.Millisecond
+		in.event("delay %s's peer traffic by %v ± %v", target, d, d/2)
+		c.net.Delay(target, d, d/2)
+		time.Sleep(2 * in.timing.hold(in.rnd))
+		in.event("heal")
+		c.net.Heal()
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown fault %q", kind)
+}
+
+// pickTarget returns the leader, or a random follower.
+func (in *injector) pickTarget(leader bool) (string, error) {
+	lead, err := in.c.leader(10 * time.Second)
+	if err != nil {
+		return "", err
+	}
+	if leader {
+		return lead, nil
+	}
+	others := in.c.others(lead)
+	return others[in.rnd.IntN(len(others))], nil
+}

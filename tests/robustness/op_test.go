@@ -1,0 +1,189 @@
+package robustness
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// OpKind is a client operation of the etcd-like traffic.
+type OpKind string
+
+const (
+	OpGet    OpKind = "get"    // linearizable single-key Range
+	OpPut    OpKind = "put"    // Put of a unique value
+	OpDelete OpKind = "delete" // DeleteRange of one key
+	OpCAS    OpKind = "cas"    // Txn: If(Value(key) = Expect) Then(Put(key, Value)) Else(Get(key))
+)
+
+// never is the return time of an operation whose effect may land at any
+// time after its call (a write that failed or timed out on the client).
+const never = time.Duration(math.MaxInt64)
+
+// Op is one client operation with its call and return times (since the run
+// started, monotonic) and what it returned. The history format leaves room
+// for other kinds (lease, watch, v2) as their traffic lands.
+type Op struct {
+	ID     int    // index in the run's history
+	Client int    // traffic client; one request in flight per client
+	Member string // the member the client is pinned to
+	Kind   OpKind
+	Key    string
+	Value  string // put/cas: the unique value written
+	Expect string // cas: the value compared with
+
+	Call   time.Duration
+	Return time.Duration // never: the effect, if any, may come at any time
+
+	// Outcome.
+	Err       string // "" on success
+	Unknown   bool   // a write whose effect is not known: it may or may not have happened
+	Resolved  string // how the validation settled an unknown write ("" if it did not)
+	Rev       int64  // response header revision (put/cas/delete that changed the key: its revision)
+	Found     bool   // get, failed cas: the key exists
+	Got       string // get, failed cas: the value read
+	ModRev    int64  // get, failed cas: the mod revision read
+	Deleted   int64  // delete: keys deleted
+	Succeeded bool   // cas: the compare held
+}
+
+// IsWrite says whether the op may change the store.
+func (o *Op) IsWrite() bool { return o.Kind != OpGet }
+
+// Failed is an op with no information: a read that errored. (A write that
+// errored has an unknown outcome, until validation resolves it.)
+func (o *Op) Failed() bool { return o.Err != "" && !o.IsWrite() }
+
+// Changes says whether a successful op changed the store (and so has its
+// own revision).
+func (o *Op) Changes() bool {
+	switch o.Kind {
+	case OpPut:
+		return true
+	case OpDelete:
+		return o.Deleted > 0
+	case OpCAS:
+		return o.Succeeded
+	}
+	return false
+}
+
+// String is one line of the history file.
+func (o *Op) String() string {
+	var b strings.Builder
+	ret := "        ∞"
+	if o.Return != never {
+		ret = fmt.Sprintf("%9.3f", o.Return.Seconds())
+	}
+	fmt.Fprintf(&b, "#%-5d %9.3f %s %-7s ", o.ID, o.Call.Seconds(), ret, fmt.Sprintf("c%d@%s", o.Client, o.Member))
+	b.WriteString(o.describe())
+	return b.String()
+}
+
+// describe is the operation and its outcome, without times.
+func (o *Op) describe() string {
+	var b strings.Builder
+	switch o.Kind {
+	case OpGet:
+		fmt.Fprintf(&b, "get %s", o.Key)
+	case OpPut:
+		fmt.Fprintf(&b, "put %s=%s", o.Key, o.Value)
+	case OpDelete:
+		fmt.Fprintf(&b, "delete %s", o.Key)
+	case OpCAS:
+		fmt.Fprintf(&b, "cas %s: %s→%s", o.Key, o.Expect, o.Value)
+	}
+	b.WriteString(" → ")
+	switch {
+	case o.Unknown || (o.Err != "" && o.IsWrite()):
+		fmt.Fprintf(&b, "unknown (%s)", o.Err)
+	case o.Err != "":
+		fmt.Fprintf(&b, "error (%s)", o.Err)
+	default:
+		switch o.Kind {
+		case OpGet:
+			b.WriteString(readString(o.Found, o.Got, o.ModRev))
+		case OpPut:
+			b.WriteString("ok")
+		case OpDelete:
+			fmt.Fprintf(&b, "deleted %d", o.Deleted)
+		case OpCAS:
+			if o.Succeeded {
+				b.WriteString("succeeded")
+			} else {
+				b.WriteString("failed, read " + readString(o.Found, o.Got, o.ModRev))
+			}
+		}
+		fmt.Fprintf(&b, " rev %d", o.Rev)
+	}
+	if o.Resolved != "" {
+		fmt.Fprintf(&b, " [resolved: %s]", o.Resolved)
+	}
+	return b.String()
+}
+
+func readString(found bool, v string, mod int64) string {
+	if !found {
+		return "absent"
+	}
+	return fmt.Sprintf("%s (mod %d)", v, mod)
+}
+
+// Event is something the harness did (a fault, a restart) on the run's
+// timeline.
+type Event struct {
+	At   time.Duration
+	What string
+}
+
+// writeHistory writes the run's history sorted by call time, with the
+// harness's events interleaved, to path.
+func writeHistory(path, header string, ops []*Op, events []Event) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, "# id     call(s) return(s) client@member  operation → outcome")
+	sorted := slices.Clone(ops)
+	slices.SortStableFunc(sorted, func(a, b *Op) int {
+		if a.Call != b.Call {
+			if a.Call < b.Call {
+				return -1
+			}
+			return 1
+		}
+		return a.ID - b.ID
+	})
+	ev := slices.Clone(events)
+	for _, o := range sorted {
+		for len(ev) > 0 && ev[0].At <= o.Call {
+			fmt.Fprintf(w, "====== %9.3f %s\n", ev[0].At.Seconds(), ev[0].What)
+			ev = ev[1:]
+		}
+		fmt.Fprintln(w, o.String())
+	}
+	for _, e := range ev {
+		fmt.Fprintf(w, "====== %9.3f %s\n", e.At.Seconds(), e.What)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// timeline lists the harness's events of a run.
+func (r *runResult) timeline() string {
+	var b strings.Builder
+	b.WriteString("timeline:")
+	for _, e := range r.Events {
+		fmt.Fprintf(&b, "\n  %8.3fs %s", e.At.Seconds(), e.What)
+	}
+	return b.String()
+}

@@ -1,0 +1,56 @@
+package robustness
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// shortScenarios is the fixed set the default `go test ./...` runs: every
+// fault kind on 3 cairn members, and one run each on etcd 3.6.16 and on a
+// mixed cluster. The seeds fix the members' flags (snapshot count and
+// catch-up entries among them), the fault's target and timing, and the
+// traffic.
+var shortScenarios = []scenario{
+	{TargetCairn, 3, FaultKillLeader, 1},
+	{TargetCairn, 3, FaultKillFollower, 2},
+	{TargetCairn, 3, FaultPauseMember, 3},
+	{TargetCairn, 3, FaultPauseLeader, 4},
+	{TargetCairn, 3, FaultPartitionMinority, 5},
+	{TargetCairn, 3, FaultPartitionLeader, 6},
+	{TargetCairn, 3, FaultBlackhole, 7},
+	{TargetCairn, 3, FaultDelay, 8},
+	{TargetEtcd, 3, FaultPartitionLeader, 9},
+	{TargetMixed, 3, FaultKillLeader, 10},
+}
+
+// TestRobustness runs the short mode. CAIRN_ROBUSTNESS=long runs the
+// campaign instead (TestRobustnessCampaign); CAIRN_ROBUSTNESS=off skips
+// both.
+func TestRobustness(t *testing.T) {
+	if mode := os.Getenv("CAIRN_ROBUSTNESS"); mode == "off" || mode == "long" {
+		t.Skipf("CAIRN_ROBUSTNESS=%s", mode)
+	}
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	camp := &campaign{start: time.Now(), firstSeed: shortScenarios[0].Seed}
+	defer func() {
+		camp.end = time.Now()
+		t.Log(camp.report())
+	}()
+	for _, sc := range shortScenarios {
+		t.Run(sc.String(), func(t *testing.T) {
+			res := runScenario(t, sc, shortConfig)
+			camp.add(res)
+			if res.failed() {
+				t.Error(res.summary())
+				return
+			}
+			t.Log(res.summary())
+			if testing.Verbose() {
+				t.Log(res.timeline())
+			}
+		})
+	}
+}

@@ -1,0 +1,278 @@
+package robustness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/cairnkv/cairn/tests/framework"
+	"github.com/cairnkv/cairn/tests/refs"
+)
+
+// Targets a scenario runs on.
+const (
+	TargetCairn = "cairn" // every member cairn
+	TargetEtcd  = "etcd"  // every member etcd 3.6.16: keeps the checkers honest
+	TargetMixed = "mixed" // cairn and etcd members alternating (m1 cairn, m2 etcd, ...)
+)
+
+// scenario is one run: a target, a cluster size, one fault and a seed that
+// fixes every random choice the harness makes (member flags, fault target
+// and timing, traffic).
+type scenario struct {
+	Target  string
+	Members int
+	Fault   string
+	Seed    uint64
+}
+
+func (s scenario) String() string {
+	return fmt.Sprintf("%s-%d/%s/seed-%d", s.Target, s.Members, s.Fault, s.Seed)
+}
+
+// runConfig holds what does not vary by seed.
+type runConfig struct {
+	Traffic      trafficConfig
+	Warmup       time.Duration // traffic before the fault
+	Cooldown     time.Duration // traffic after every member is ready again
+	CheckTimeout time.Duration // porcupine's limit; reaching it fails the run
+	LoadFloor    float64       // successful ops/s before the fault, at least
+	Election     time.Duration // --election-timeout (heartbeat a tenth of it)
+}
+
+var shortConfig = runConfig{
+	Traffic:      defaultTraffic,
+	Warmup:       1500 * time.Millisecond,
+	Cooldown:     time.Second,
+	CheckTimeout: time.Minute,
+	LoadFloor:    100,
+	Election:     time.Second,
+}
+
+// runResult is what a run did and found.
+type runResult struct {
+	Scenario       scenario
+	Flags          []string
+	Timeout        time.Duration // per request
+	Dir            string
+	Ops            int // operations recorded
+	OK             int // succeeded
+	FailedReads    int // reads that errored (not checked)
+	Unknown        int // writes that errored or timed out
+	UnknownApplied int // ... of which the store shows took effect
+	Checked        int // operations porcupine checked
+	Revisions      int64
+	FaultConfirmed bool
+	CheckerTime    time.Duration
+	Duration       time.Duration
+	Anomalies      []anomaly
+	Err            error   // the harness itself failed
+	Events         []Event // what the harness did, when
+}
+
+func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) }
+
+// failed says whether the run must fail its test.
+func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 }
+
+// summary is a short account of the run.
+func (r *runResult) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied), %d checked in %v, %d revisions, fault confirmed %t, %v",
+		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.Checked, r.CheckerTime.Round(time.Millisecond),
+		r.Revisions, r.FaultConfirmed, r.Duration.Round(time.Millisecond))
+	if r.Err != nil {
+		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
+	}
+	for i, a := range r.Anomalies {
+		if i == 10 {
+			fmt.Fprintf(&b, "\n  ... %d more", len(r.Anomalies)-i)
+			break
+		}
+		fmt.Fprintf(&b, "\n  ANOMALY %s", a)
+	}
+	return b.String()
+}
+
+// binaries are the member binaries of a target.
+func binaries(t testing.TB, target string) []string {
+	switch target {
+	case TargetCairn:
+		return []string{framework.Cairn(t)}
+	case TargetEtcd:
+		return []string{refs.EtcdRelease(t, refs.Default).Etcd}
+	case TargetMixed:
+		return []string{framework.Cairn(t), refs.EtcdRelease(t, refs.Default).Etcd}
+	}
+	t.Fatalf("unknown target %q", target)
+	return nil
+}
+
+// memberFlags picks the members' flags from the seed: the election timeout
+// of cfg, and how often they snapshot and how much log they keep for slow
+// followers (small values make a restarted or cut-off member catch up by
+// snapshot).
+func memberFlags(cfg runConfig, rnd *rand.Rand) []string {
+	snapCount := []int{100, 1000, 10000}[rnd.IntN(3)]
+	catchup := []int{100, 5000}[rnd.IntN(2)]
+	return []string{
+		"--heartbeat-interval", fmt.Sprint(cfg.Election.Milliseconds() / 10),
+		"--election-timeout", fmt.Sprint(cfg.Election.Milliseconds()),
+		"--snapshot-count", fmt.Sprint(snapCount),
+		"--snapshot-catchup-entries", fmt.Sprint(catchup),
+	}
+}
+
+// runDir makes a directory under os.TempDir() named after the test for the
+// members' data dirs and logs and the history. It is removed when the test
+// passes and kept when it fails. Call it before starting members, so its
+// cleanup runs after theirs.
+func runDir(t testing.TB) string {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	dir := filepath.Join(os.TempDir(), "cairn-robustness", name)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept data dirs, logs and history in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// runScenario starts a cluster, drives traffic, injects the fault, lets the
+// cluster recover, and checks the history and the members.
+func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
+	started := time.Now()
+	res := &runResult{Scenario: sc, Dir: runDir(t)}
+	defer func() { res.Duration = time.Since(started) }()
+	rnd := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
+	res.Flags = memberFlags(cfg, rnd)
+	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
+	// more writes of unknown outcome to settle; long ones let requests
+	// ride out the fault.
+	cfg.Traffic.Timeout = []time.Duration{250 * time.Millisecond, 2 * time.Second}[rnd.IntN(2)]
+	res.Timeout = cfg.Traffic.Timeout
+	bins := binaries(t, sc.Target)
+
+	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags)
+	if err != nil {
+		res.Err = fmt.Errorf("start: %w", err)
+		return res
+	}
+	rec := &recorder{start: time.Now()}
+	in := &injector{c: c, rec: rec, rnd: rnd, timing: faultTiming{Election: cfg.Election}}
+	tr := startTraffic(c, cfg.Traffic, rec, sc.Seed)
+	in.event("traffic started: %d clients", cfg.Traffic.ClientsPerMember*sc.Members)
+	time.Sleep(cfg.Warmup)
+	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor {
+		res.add(anomaly{anomLowLoad, fmt.Sprintf("%.0f successful ops/s before the fault, floor %.0f", rate, cfg.LoadFloor)})
+	}
+	confirmed, err := in.inject(sc.Fault)
+	res.FaultConfirmed = confirmed
+	if err != nil {
+		res.Err = fmt.Errorf("fault %s: %w", sc.Fault, err)
+	} else if !confirmed {
+		res.add(anomaly{anomFaultNotApplied, sc.Fault})
+	}
+	if err := c.waitAllReady(30 * time.Second); err != nil {
+		res.add(anomaly{anomNoRecovery, err.Error()})
+	}
+	in.event("every member serves linearizable reads")
+	time.Sleep(cfg.Cooldown)
+	tr.finish()
+	in.event("traffic stopped")
+
+	// Liveness: a last write must succeed.
+	final := &trafficClient{id: cfg.Traffic.ClientsPerMember * sc.Members, member: c.members[0].Name,
+		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}}
+	final.cfg.Timeout = 10 * time.Second
+	o := final.do(OpPut, key(0))
+	final.cl.Close()
+	rec.add(o)
+	if o.Err != "" {
+		res.add(anomaly{anomNoRecovery, "the final write failed: " + o.Err})
+	}
+	in.event("final write: %s", o.describe())
+
+	rev, anoms := converge(c, 30*time.Second)
+	res.add(anoms...)
+	in.event("members converged at revision %d", rev)
+	res.add(checkLogs(c)...)
+	ops := rec.history()
+	res.Ops = len(ops)
+	for _, o := range ops {
+		switch {
+		case o.Unknown:
+			res.Unknown++
+		case o.Err != "":
+			res.FailedReads++
+		default:
+			res.OK++
+		}
+	}
+	var lin linearizability
+	if rev > 0 {
+		res.Revisions = rev
+		lin = validate(c, res, ops, rev, cfg)
+		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
+	}
+	res.Events = in.events
+	header := fmt.Sprintf("# %s\n# flags: %s\n# %s", sc, strings.Join(res.Flags, " "), strings.ReplaceAll(res.summary(), "\n", "\n# "))
+	if err := writeHistory(filepath.Join(res.Dir, "history.txt"), header, ops, in.events); err != nil {
+		t.Logf("write history: %v", err)
+	}
+	if lin.Result == porcupine.Illegal {
+		path := filepath.Join(res.Dir, "linearizability.html")
+		if err := porcupine.VisualizePath(keyModel.ToModel(), lin.Info, path); err == nil {
+			t.Logf("porcupine's visualization: %s", path)
+		}
+	}
+	return res
+}
+
+// validate reads the store's history from the first member and checks the
+// recorded operations against it and the model.
+func validate(c *cluster, res *runResult, ops []*Op, rev int64, cfg runConfig) linearizability {
+	cl := c.client(c.members[0])
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	changes, anoms, err := readHistory(ctx, cl, rev)
+	if err != nil {
+		res.Err = errors.Join(res.Err, fmt.Errorf("read the store's history: %w", err))
+		return linearizability{}
+	}
+	res.add(anoms...)
+	kept, anoms := resolve(ops, changes)
+	res.add(anoms...)
+	for _, o := range ops {
+		if strings.HasPrefix(o.Resolved, "took effect") {
+			res.UnknownApplied++
+		}
+	}
+	res.add(checkRevisionOrder(kept)...)
+	lin := checkLinearizable(kept, cfg.CheckTimeout)
+	res.Checked, res.CheckerTime = lin.Ops, lin.Duration
+	switch lin.Result {
+	case porcupine.Illegal:
+		res.add(anomaly{anomNotLinearizable, "see history.txt and linearizability.html"})
+	case porcupine.Unknown:
+		res.add(anomaly{anomCheckerTimeout, fmt.Sprintf("no answer in %v", cfg.CheckTimeout)})
+	}
+	return lin
+}

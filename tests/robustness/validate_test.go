@@ -1,0 +1,359 @@
+package robustness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Anomaly kinds. A run passes only with none.
+const (
+	anomNotLinearizable  = "linearizability: illegal history"
+	anomCheckerTimeout   = "linearizability: checker timeout"
+	anomLostWrite        = "acknowledged write lost"
+	anomWrongRevision    = "acknowledged write at another revision"
+	anomFailedCASApplied = "failed compare-and-set applied"
+	anomDuplicateWrite   = "value written twice"
+	anomPhantomWrite     = "write nobody issued"
+	anomRevisionHistory  = "revision history inconsistent"
+	anomRevisionOrder    = "revision went back"
+	anomNoConvergence    = "members did not converge"
+	anomHashMismatch     = "HashKV mismatch"
+	anomNoRecovery       = "cluster did not recover"
+	anomLogPanic         = "panic, fatal or data race in a log"
+	anomLowLoad          = "load below the floor before the fault"
+	anomFaultNotApplied  = "fault not confirmed"
+)
+
+type anomaly struct {
+	Kind   string
+	Detail string
+}
+
+func (a anomaly) String() string { return a.Kind + ": " + a.Detail }
+
+// storeChange is the one change a revision made to the key space, read
+// back from the store's MVCC history.
+type storeChange struct {
+	Rev   int64
+	Key   string
+	Put   bool // else a delete
+	Value string
+}
+
+type kv struct {
+	value string
+	mod   int64
+}
+
+// readHistory reads the key space at every revision from 1 to last through
+// cl (serializable ranges at each revision, nothing is ever compacted) and
+// returns the change each revision made. The traffic's operations touch one
+// key each, so every revision after 1 must change exactly one key; a
+// revision that does not is an anomaly. This stands in for the final watch
+// history the plan resolves writes with, until watch exists.
+func readHistory(ctx context.Context, cl *clientv3.Client, last int64) ([]storeChange, []anomaly, error) {
+	states := make([]map[string]kv, last+1)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	revs := make(chan int64)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range revs {
+				resp, err := cl.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithRev(r), clientv3.WithSerializable())
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = fmt.Errorf("range at revision %d: %w", r, err)
+					}
+				} else {
+					st := make(map[string]kv, len(resp.Kvs))
+					for _, e := range resp.Kvs {
+						st[string(e.Key)] = kv{string(e.Value), e.ModRevision}
+					}
+					states[r] = st
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for r := int64(1); r <= last; r++ {
+		revs <- r
+	}
+	close(revs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	var changes []storeChange
+	var anoms []anomaly
+	for r := int64(2); r <= last; r++ {
+		prev, cur := states[r-1], states[r]
+		var here []storeChange
+		for k, e := range cur {
+			if e.mod == r {
+				here = append(here, storeChange{Rev: r, Key: k, Put: true, Value: e.value})
+			} else if p, ok := prev[k]; !ok || p != e {
+				anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d: %s=%s (mod %d) was %v at revision %d", r, k, e.value, e.mod, p, r-1)})
+			}
+		}
+		for k := range prev {
+			if _, ok := cur[k]; !ok {
+				here = append(here, storeChange{Rev: r, Key: k})
+			}
+		}
+		if len(here) != 1 {
+			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d changes %d keys: %v", r, len(here), here)})
+		}
+		changes = append(changes, here...)
+	}
+	return changes, anoms, nil
+}
+
+// resolve matches the history against the store's changes: every
+// acknowledged write must be there at its revision, nothing may be there
+// that no client wrote, and each unknown write is settled where the store
+// tells (values are unique): a put or cas found in the store took effect at
+// that revision (it stays open-ended in time), one not found had no effect
+// and is dropped; unknown deletes are dropped for keys the store shows no
+// unexplained delete of. It returns the ops to check.
+func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
+	var anoms []anomaly
+	byValue := map[string]storeChange{}
+	deletes := map[int64]storeChange{}
+	for _, ch := range changes {
+		if !ch.Put {
+			deletes[ch.Rev] = ch
+			continue
+		}
+		if prev, dup := byValue[ch.Value]; dup {
+			anoms = append(anoms, anomaly{anomDuplicateWrite, fmt.Sprintf("%s=%s at revisions %d and %d", ch.Key, ch.Value, prev.Rev, ch.Rev)})
+			continue
+		}
+		byValue[ch.Value] = ch
+	}
+	claimed := map[int64]bool{}
+	unknownDeletes := map[string]int{}
+	for _, o := range ops {
+		if o.Failed() || o.Kind == OpGet {
+			continue
+		}
+		switch {
+		case o.Kind == OpDelete && o.Unknown:
+			unknownDeletes[o.Key]++
+		case o.Kind == OpDelete && o.Deleted > 0:
+			ch, ok := deletes[o.Rev]
+			if !ok || ch.Key != o.Key {
+				anoms = append(anoms, anomaly{anomLostWrite, fmt.Sprintf("%s: no delete of %s at revision %d", o, o.Key, o.Rev)})
+			}
+			claimed[o.Rev] = true
+		case o.Kind == OpDelete:
+		case o.Kind == OpCAS && !o.Unknown && !o.Succeeded:
+			if ch, ok := byValue[o.Value]; ok {
+				anoms = append(anoms, anomaly{anomFailedCASApplied, fmt.Sprintf("%s: written at revision %d", o, ch.Rev)})
+				claimed[ch.Rev] = true
+			}
+		default: // put, or cas that succeeded or is unknown
+			ch, ok := byValue[o.Value]
+			if ok {
+				claimed[ch.Rev] = true
+			}
+			switch {
+			case o.Unknown && ok:
+				o.Unknown, o.Rev, o.Resolved = false, ch.Rev, fmt.Sprintf("took effect at revision %d", ch.Rev)
+				o.Succeeded = o.Kind == OpCAS
+				if ch.Key != o.Key {
+					anoms = append(anoms, anomaly{anomWrongRevision, fmt.Sprintf("%s: value found on key %s", o, ch.Key)})
+				}
+			case o.Unknown:
+				o.Resolved = "no effect"
+			case !ok:
+				anoms = append(anoms, anomaly{anomLostWrite, fmt.Sprintf("%s: %s=%s is not in the store's history", o, o.Key, o.Value)})
+			case ch.Rev != o.Rev || ch.Key != o.Key:
+				anoms = append(anoms, anomaly{anomWrongRevision, fmt.Sprintf("%s: the store has %s=%s at revision %d", o, ch.Key, ch.Value, ch.Rev)})
+			}
+		}
+	}
+	unexplained := map[string]int{}
+	for _, ch := range changes {
+		if claimed[ch.Rev] {
+			continue
+		}
+		if ch.Put {
+			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%s=%s at revision %d", ch.Key, ch.Value, ch.Rev)})
+			continue
+		}
+		unexplained[ch.Key]++
+	}
+	for k, n := range unexplained {
+		if n > unknownDeletes[k] {
+			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", n, k, unknownDeletes[k])})
+		}
+	}
+	var keep []*Op
+	for _, o := range ops {
+		if o.Unknown && (o.Kind != OpDelete || unexplained[o.Key] == 0) {
+			if o.Resolved == "" {
+				o.Resolved = "no effect"
+			}
+			continue
+		}
+		keep = append(keep, o)
+	}
+	return keep, anoms
+}
+
+// checkRevisionOrder checks across keys what the per-key model cannot: an
+// operation that starts after another returned sees a revision at least as
+// high, and one that changes the store gets a higher one.
+func checkRevisionOrder(ops []*Op) []anomaly {
+	var done, all []*Op
+	for _, o := range ops {
+		if o.Failed() || o.Unknown {
+			continue
+		}
+		all = append(all, o)
+		if o.Return != never {
+			done = append(done, o)
+		}
+	}
+	slices.SortFunc(done, func(a, b *Op) int { return cmpDur(a.Return, b.Return) })
+	slices.SortFunc(all, func(a, b *Op) int { return cmpDur(a.Call, b.Call) })
+	var anoms []anomaly
+	var maxRev int64
+	var maxOp *Op
+	i := 0
+	for _, o := range all {
+		for i < len(done) && done[i].Return < o.Call {
+			if done[i].Rev > maxRev {
+				maxRev, maxOp = done[i].Rev, done[i]
+			}
+			i++
+		}
+		if o.Rev < maxRev || (o.Changes() && o.Rev == maxRev) {
+			anoms = append(anoms, anomaly{anomRevisionOrder, fmt.Sprintf("%s started after %s returned", o, maxOp)})
+			if len(anoms) > 20 {
+				break
+			}
+		}
+	}
+	return anoms
+}
+
+func cmpDur(a, b time.Duration) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// converge waits until every member reports the same revision and the same
+// HashKV at it, and returns that revision.
+func converge(c *cluster, timeout time.Duration) (int64, []anomaly) {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		rev, hashes, err := hashAll(c)
+		if err == nil {
+			same := true
+			for _, h := range hashes[1:] {
+				if h != hashes[0] {
+					same = false
+				}
+			}
+			if same {
+				return rev, nil
+			}
+			last = fmt.Sprintf("at revision %d: %v", rev, hashes)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			kind := anomNoConvergence
+			if err == nil {
+				kind = anomHashMismatch
+			}
+			return 0, []anomaly{{kind, fmt.Sprintf("after %v: %s", timeout, last)}}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+type memberHash struct {
+	Hash, CompactRev int64
+}
+
+// hashAll asks every member's revision; if they agree, it asks each for
+// HashKV at that revision.
+func hashAll(c *cluster) (int64, []memberHash, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var rev int64 = -1
+	for _, m := range c.members {
+		cl := c.client(m)
+		st, err := cl.Status(ctx, m.Client)
+		cl.Close()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if rev >= 0 && st.Header.Revision != rev {
+			return 0, nil, fmt.Errorf("revisions differ: %s at %d, another at %d", m.Name, st.Header.Revision, rev)
+		}
+		rev = st.Header.Revision
+	}
+	var out []memberHash
+	for _, m := range c.members {
+		cl := c.client(m)
+		h, err := cl.HashKV(ctx, m.Client, rev)
+		cl.Close()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: HashKV: %w", m.Name, err)
+		}
+		out = append(out, memberHash{int64(h.Hash), h.CompactRevision})
+	}
+	return rev, out, nil
+}
+
+// logPatterns are lines no member may log: a Go panic or fatal error, a
+// zap panic/fatal entry, a race report.
+var logPatterns = []string{"panic: ", "fatal error: ", `"level":"panic"`, `"level":"fatal"`, "WARNING: DATA RACE"}
+
+// checkLogs scans each member's log.
+func checkLogs(c *cluster) []anomaly {
+	var anoms []anomaly
+	for _, m := range c.members {
+		f, err := os.Open(m.LogPath)
+		if err != nil {
+			anoms = append(anoms, anomaly{anomLogPanic, fmt.Sprintf("%s: %v", m.Name, err)})
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for n := 1; sc.Scan(); n++ {
+			line := sc.Text()
+			for _, p := range logPatterns {
+				if strings.Contains(line, p) {
+					anoms = append(anoms, anomaly{anomLogPanic, fmt.Sprintf("%s:%d: %.300s", m.LogPath, n, line)})
+					break
+				}
+			}
+		}
+		f.Close()
+	}
+	return anoms
+}
