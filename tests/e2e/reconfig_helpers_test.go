@@ -20,12 +20,13 @@ import (
 )
 
 // reconfigExtra are the flags every member of the reconfiguration tests
-// runs with. A member added at run time can join only while the leader
-// still holds the log from its first entry (cairn cannot ship or install a
-// snapshot over the peer transport yet), so no member compacts its raft
-// log during a test: cairn compacts after each snapshot, etcd 3.6 keeps
-// only the last --snapshot-catchup-entries in memory whatever the snapshot
-// count.
+// runs with: no member compacts its raft log during a test (cairn compacts
+// after each snapshot, etcd 3.6 keeps only the last
+// --snapshot-catchup-entries in memory whatever the snapshot count), so
+// added members join by replaying the log from its first entry. These tests
+// were written before snapshots crossed the peer transport; joining from a
+// snapshot is not covered here yet (catch-up by snapshot is, in
+// catchup_test.go).
 var reconfigExtra = []string{"--snapshot-count=1000000", "--snapshot-catchup-entries=1000000"}
 
 // ctlRun runs a command line client (cairnctl or etcdctl) against ep.
