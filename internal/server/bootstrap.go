@@ -270,7 +270,6 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		s.tr = tr
 	}
 	s.peers = newPeerSet(tr, cl.LocalID())
-	s.peers.add(known)
 	s.store = &raftStorage{w: w, ss: ss}
 	s.ids = newReqIDGen(cl.LocalID(), time.Now())
 	s.snapshotIndex.Store(snapIndex)
@@ -363,6 +362,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		},
 		OnFatal: s.fatal,
 	})
+	// Peers only now: their streams start delivering messages to
+	// Process, which needs the node (it queues them until Start).
+	s.peers.add(known)
 	s.disk = newDiskGuard(cfg.MaxRequestBytes, cfg.SnapDir(), cfg.WALPath())
 	s.rd = newReader(lg, s.node, s.ids, s.applied, cfg.RequestTimeout(), s.stopping)
 	s.m.serverID.WithLabelValues(membership.FormatID(s.ID())).Set(1)

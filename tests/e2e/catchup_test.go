@@ -38,9 +38,13 @@ func TestCatchUpBySnapshot(t *testing.T) {
 			cl := c.Members[0].Client3()
 			defer cl.Close()
 			for i := 0; i < 400; i++ {
-				if _, err := cl.Put(ctxT(t), fmt.Sprintf("k%04d", i%150), fmt.Sprintf("v%d", i)); err != nil {
-					t.Fatal(err)
-				}
+				// A retried write, as a client does across a leader change (a
+				// loaded machine may see one while a member is down).
+				k, v := fmt.Sprintf("k%04d", i%150), fmt.Sprintf("v%d", i)
+				waitUntil(t, "put "+k, func() bool {
+					_, err := cl.Put(ctxTimeout(t, 5*time.Second), k, v)
+					return err == nil
+				})
 			}
 			if _, err := cl.Compact(ctxT(t), 200); err != nil {
 				t.Fatal(err)
