@@ -71,6 +71,8 @@ func peerHandler(s *server.Server) http.Handler {
 		mux.Handle("/raft/", h)
 	}
 	mux.Handle("/members/hashkv", s.HashKVHandler())
+	mux.Handle(server.LeasePath, s.LeaseHandler())
+	mux.Handle(server.LeaseInternalPath, s.LeaseHandler())
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		cv := s.ClusterVersion()
 		if cv == "" {

@@ -276,8 +276,14 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	s.snapshotIndex.Store(snapIndex)
 	s.confState.set(confState)
 
+	// Leases load before the store, which attaches its keys to them.
+	s.newLessor()
+	if err := s.recoverLeases(); err != nil {
+		return nil, err
+	}
 	mcfg := mvcc.DefaultConfig()
 	mcfg.Logger = lg
+	mcfg.Lessor = s.lessor
 	if cfg.CompactionBatchLimit > 0 {
 		mcfg.CompactionBatchLimit = cfg.CompactionBatchLimit
 	}
@@ -289,7 +295,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("open mvcc store: %w", err)
 	}
 	s.kv = kv
-	s.exec = txn.New(kv, nil)
+	s.exec = txn.New(kv, s.lessor)
 	rv := be.Read()
 	ci, _, err := schema.ReadConsistentIndex(rv)
 	s.alarms = &apply.Alarms{}
@@ -308,6 +314,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			<-kv.WaitCompaction()
 			if err := be.Replace(path); err != nil {
 				return nil, fmt.Errorf("install snapshot database: %w", err)
+			}
+			if err := s.recoverLeases(); err != nil {
+				return nil, err
 			}
 			if err := kv.Reload(); err != nil {
 				return nil, fmt.Errorf("rebuild store from snapshot database: %w", err)
@@ -329,6 +338,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	s.applied = newIndexWaiter(snapIndex)
 	s.applier = apply.New(lg, kv, cl, s.alarms, ci, s.exec)
 	s.applier.SetProposals(s.w)
+	s.applier.SetLessor(s.lessor, cfg.LeaseCheckpointPersist)
 
 	s.node = raftnode.New(raftnode.Config{
 		Logger:       lg,
@@ -351,6 +361,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			} else {
 				s.m.isLeader.Set(0)
 			}
+			s.leadershipChanged(lead)
 		},
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
 		OnDropped: func(ids []uint64, err error) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/apply"
 	"github.com/cairnkv/cairn/internal/backend"
+	"github.com/cairnkv/cairn/internal/lease"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/raftnode"
@@ -73,6 +74,9 @@ type Server struct {
 	lastCompactHashChecked int64
 	// alarms are the active alarms as applied.
 	alarms *apply.Alarms
+	// lessor holds the leases; leases is the shell around it (lease.go).
+	lessor *lease.Lessor
+	leases *leaseShell
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
 
@@ -113,6 +117,7 @@ func (s *Server) Start() {
 	go func() { defer s.bg.Done(); s.publish() }()
 	s.startCompactor()
 	s.startCorruptionChecks()
+	s.startLessor()
 }
 
 // ReadyNotify is closed once the member has published its attributes
