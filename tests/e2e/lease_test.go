@@ -448,10 +448,10 @@ func TestLeaseChurnLeaksNothing(t *testing.T) {
 		t.Fatalf("heap in use grew from %.0f to %.0f bytes over 3000 leases", heap, h)
 	}
 	for name, want := range map[string]float64{
-		"etcd_debugging_lease_granted_total": 3500,
-		"etcd_debugging_lease_revoked_total": 3500,
-		"etcd_debugging_lease_renewed_total": 3500,
-		"etcd_debugging_lease_ttl_total_count": 3500,
+		"etcd_debugging_lease_granted_total":        3500,
+		"etcd_debugging_lease_revoked_total":        3500,
+		"etcd_debugging_lease_renewed_total":        3500,
+		"etcd_debugging_lease_ttl_total_count":      3500,
 		"etcd_debugging_server_lease_expired_total": 0,
 	} {
 		if got := metric(t, m, name); got != want {
