@@ -149,7 +149,10 @@ func TestLeasePeerHandler(t *testing.T) {
 		return w.Code, w.Header().Get("Content-Type"), b
 	}
 	ka := func(id int64) []byte { b, _ := (&pb.LeaseKeepAliveRequest{ID: id}).Marshal(); return b }
-	ttlReq := func(id int64) []byte { b, _ := encodeLeaseInternalRequest(&pb.LeaseTimeToLiveRequest{ID: id, Keys: true}); return b }
+	ttlReq := func(id int64) []byte {
+		b, _ := encodeLeaseInternalRequest(&pb.LeaseTimeToLiveRequest{ID: id, Keys: true})
+		return b
+	}
 	for _, c := range []struct {
 		method, path string
 		body         []byte
