@@ -21,16 +21,20 @@ func seedLeases(cli *clientv3.Client) error {
 			return fmt.Errorf("grant lease %x: %w", l.id, err)
 		}
 	}
-	for _, kv := range []struct {
-		key string
-		id  clientv3.LeaseID
-	}{{"leased/a", 0x1000}, {"leased/b", 0x2000}} {
+	for _, kv := range leaseSeed {
 		if _, err := cli.Put(ctx, kv.key, "v", clientv3.WithLease(kv.id)); err != nil {
 			return fmt.Errorf("put %q: %w", kv.key, err)
 		}
 	}
 	return nil
 }
+
+// leaseSeed are the keys seedLeases puts (value "v"), in order, with
+// their leases.
+var leaseSeed = []struct {
+	key string
+	id  clientv3.LeaseID
+}{{"leased/a", 0x1000}, {"leased/b", 0x2000}}
 
 // leaseCases are the deterministic lease commands: argument and server
 // errors, and the seeded leases 1000 (TTL 9000 s, key leased/a) and 2000
