@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cairnkv/cairn/tests/framework"
 	"github.com/cairnkv/cairn/tests/refs"
@@ -103,9 +104,10 @@ func TestAuthEnabledEtcdDataDirRefused(t *testing.T) {
 	refusedOn(t, e, "auth is enabled", "etcdctl auth disable")
 }
 
-// An auth request still only in the WAL (etcd was killed before its
-// backend committed it) is not skipped: cairn refuses, naming the entry's
-// kind, its index and its WAL file, and changes nothing.
+// A request cairn cannot apply yet, still only in the WAL (etcd was killed
+// before its backend committed it), is not skipped: cairn refuses, naming
+// the entry's kind, its index and its WAL file, and changes nothing. (A
+// downgrade request: etcd commits its backend at once after auth requests.)
 func TestUnsupportedEntryInWALTailRefused(t *testing.T) {
 	ref := refs.EtcdRelease(t, refs.Default)
 	// A backend batch interval longer than the test keeps the request out
@@ -117,13 +119,13 @@ func TestUnsupportedEntryInWALTailRefused(t *testing.T) {
 	if _, err := c.Put(ctx, "before", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.UserAdd(ctx, "u", "p"); err != nil {
+	if _, err := c.Downgrade(ctx, clientv3.DowngradeEnable, "3.5"); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 	e.Kill()
 	<-e.Done()
-	refusedOn(t, e, "holds a auth user add request, which cairn cannot apply yet", ".wal)", "consistent index is")
+	refusedOn(t, e, "holds a downgrade info set request, which cairn cannot apply yet", ".wal)", "consistent index is")
 }
 
 // A backend written by an etcd newer than 3.6 is refused with its version.
