@@ -313,6 +313,22 @@ func TestLeasesInMixedCluster(t *testing.T) {
 		check(t, etcdM, "cairn-leads")
 	})
 	sameState(t, c)
+	// The whole backends agree too, lease bucket included.
+	waitUntil(t, "equal backend hashes", func() bool {
+		var first uint32
+		for i, m := range c.Members {
+			h, err := pb.NewMaintenanceClient(clientOf(t, m).ActiveConnection()).Hash(ctxT(t), &pb.HashRequest{})
+			if err != nil {
+				return false
+			}
+			if i == 0 {
+				first = h.Hash
+			} else if h.Hash != first {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Leases survive a change of server in both directions: an etcd 3.6 data
