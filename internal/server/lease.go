@@ -239,10 +239,14 @@ func (s *Server) ensureLeadership() bool {
 // waitAppliedIndex waits until everything committed so far is applied, at
 // most a second.
 func (s *Server) waitAppliedIndex() error {
+	committed := s.CommittedIndex()
+	if s.applied.Applied() >= committed {
+		return nil // the usual case: no timer
+	}
 	t := time.NewTimer(applyWaitTimeout)
 	defer t.Stop()
 	select {
-	case <-s.applied.Wait(s.CommittedIndex()):
+	case <-s.applied.Wait(committed):
 		return nil
 	case <-s.stopping:
 		return ErrStopped

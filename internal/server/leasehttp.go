@@ -115,10 +115,14 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 // waitAppliedHTTP waits up to a second for apply to reach the commit index
 // as it is now, answering 408 when it does not.
 func (s *Server) waitAppliedHTTP(w http.ResponseWriter) bool {
+	committed := s.CommittedIndex()
+	if s.applied.Applied() >= committed {
+		return true
+	}
 	t := time.NewTimer(applyWaitTimeout)
 	defer t.Stop()
 	select {
-	case <-s.applied.Wait(s.CommittedIndex()):
+	case <-s.applied.Wait(committed):
 		return true
 	case <-t.C:
 		http.Error(w, errLeaseHTTPTimeout.Error(), http.StatusRequestTimeout)
