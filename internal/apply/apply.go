@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/cairnkv/cairn/internal/lease"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/txn"
@@ -64,6 +65,9 @@ type Applier struct {
 	local Proposals
 	// v2 is the v2 key tree fed from carrier txns (v2.go); nil: none.
 	v2 *v2store.Store
+	// lessor applies lease requests (lease.go); nil: they are unsupported.
+	lessor             *lease.Lessor
+	persistCheckpoints bool
 }
 
 // Proposals gives the applier the requests this member proposed itself.
@@ -197,8 +201,8 @@ func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 	}
 	// A local proposal skipped decode's check; cairn never proposes a
 	// kind it cannot apply, but a request must not be half-understood.
-	if kind, ok := requestKind(req); !ok {
-		return Result{Err: &UnsupportedError{Index: e.Index, Kind: kind}}
+	if _, ok := requestKind(req); !ok || a.lessor == nil && isLease(req) {
+		return Result{Err: &UnsupportedError{Index: e.Index, Kind: fieldKind(req)}}
 	}
 	ci := txn.ConsistentIndex{Index: e.Index, Term: e.Term}
 	a.consistentIndex = e.Index
@@ -237,6 +241,12 @@ func (a *Applier) apply(e raftpb.Entry, req *pb.InternalRaftRequest) Result {
 		defer a.end(w, e)
 		resp, err := a.alarms.apply(req.Alarm, w.BackendTx())
 		return Result{Resp: resp, Err: err}
+	case req.LeaseGrant != nil:
+		return a.leaseGrant(e, req.LeaseGrant)
+	case req.LeaseRevoke != nil:
+		return a.leaseRevoke(e, req.LeaseRevoke)
+	case req.LeaseCheckpoint != nil:
+		return a.leaseCheckpoint(e, req.LeaseCheckpoint)
 	}
 	// Invariant: requestKind accepts exactly the kinds handled above.
 	panic(fmt.Sprintf("apply: request kind accepted but not handled: %s", fieldKind(req)))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/backend"
+	"github.com/cairnkv/cairn/internal/lease"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/schema"
@@ -32,6 +33,7 @@ type env struct {
 	kv     *mvcc.Store
 	cl     *membership.Cluster
 	alarms *Alarms
+	le     *lease.Lessor
 	a      *Applier
 	// cs is the conf state "raft" returned last (see toRaft).
 	cs raftpb.ConfState
@@ -55,12 +57,23 @@ func openEnv(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := mvcc.New(be, mvcc.DefaultConfig())
+	// As the server: leases load before the store attaches keys to them.
+	le := lease.New(lease.Config{MinTTL: 2})
+	rv := be.Read()
+	recs, err := schema.ReadLeases(rv)
+	rv.End()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, path: dir, be: be, kv: kv, cl: membership.NewCluster(testClusterID, 1, 1), alarms: &Alarms{}}
-	rv := be.Read()
+	le.Recover(recs)
+	mcfg := mvcc.DefaultConfig()
+	mcfg.Lessor = le
+	kv, err := mvcc.New(be, mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, path: dir, be: be, kv: kv, cl: membership.NewCluster(testClusterID, 1, 1), alarms: &Alarms{}, le: le}
+	rv = be.Read()
 	ci, _, err := schema.ReadConsistentIndex(rv)
 	if err == nil {
 		err = e.alarms.Restore(rv)
@@ -69,7 +82,8 @@ func openEnv(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.a = New(zap.NewNop(), kv, e.cl, e.alarms, ci, txn.New(kv, nil))
+	e.a = New(zap.NewNop(), kv, e.cl, e.alarms, ci, txn.New(kv, le))
+	e.a.SetLessor(le, false)
 	t.Cleanup(e.close)
 	return e
 }
@@ -306,7 +320,6 @@ func TestEmptyLegacyAndUnsupportedEntries(t *testing.T) {
 		{"empty entry", raftpb.Entry{Index: 2, Term: 3}, 0, nil},
 		{"legacy v2 request", raftpb.Entry{Index: 3, Term: 3, Data: legacy}, 77, nil},
 		{"undecodable", raftpb.Entry{Index: 4, Term: 3, Data: []byte{0xff, 0xff, 0xff}}, 0, ErrUnsupported},
-		{"lease grant", normal(5, &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{TTL: 5, ID: 9}}), 1005, ErrUnsupported},
 		{"auth", normal(6, &pb.InternalRaftRequest{AuthEnable: &pb.AuthEnableRequest{}}), 1006, ErrUnsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -71,10 +71,16 @@ func decode(e raftpb.Entry) (*pb.InternalRaftRequest, error) {
 func requestKind(req *pb.InternalRaftRequest) (string, bool) {
 	switch {
 	case req.Put != nil, req.DeleteRange != nil, req.Txn != nil, req.Range != nil, req.Compaction != nil,
-		req.ClusterMemberAttrSet != nil, req.ClusterVersionSet != nil, req.Alarm != nil:
+		req.ClusterMemberAttrSet != nil, req.ClusterVersionSet != nil, req.Alarm != nil, isLease(req):
 		return "", true
 	}
 	return fieldKind(req), false
+}
+
+// isLease reports whether req is a lease request (applied through the
+// lessor, lease.go).
+func isLease(req *pb.InternalRaftRequest) bool {
+	return req.LeaseGrant != nil || req.LeaseRevoke != nil || req.LeaseCheckpoint != nil
 }
 
 // fieldKind names the first request field set in req after its protobuf

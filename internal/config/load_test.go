@@ -368,9 +368,11 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--experimental-memory-mlock"}, "--experimental-memory-mlock"},
 		{[]string{"--experimental-initial-corrupt-check"}, ""}, // served
 		{[]string{"--feature-gates=CompactHashCheck=true", "--corrupt-check-time=1m"}, ""},
-		{[]string{"--feature-gates=LeaseCheckpoint=true"}, "--feature-gates=LeaseCheckpoint=true"},
+		{[]string{"--feature-gates=LeaseCheckpoint=true,LeaseCheckpointPersist=true"}, ""}, // served
+		{[]string{"--experimental-enable-lease-checkpoint"}, ""},
+		{[]string{"--feature-gates=SetMemberLocalAddr=true"}, "--feature-gates=SetMemberLocalAddr=true"},
 		{[]string{"--experimental-stop-grpc-service-on-defrag"}, "--experimental-stop-grpc-service-on-defrag"},
-		{[]string{"--feature-gates=AllAlpha=true"}, "--feature-gates=LeaseCheckpoint=true"},
+		{[]string{"--feature-gates=AllAlpha=true"}, "--feature-gates=SetMemberLocalAddr=true"},
 		{[]string{"--feature-gates=TxnModeWriteWithSharedBuffer=false"}, "--feature-gates=TxnModeWriteWithSharedBuffer=false"},
 		{[]string{"--v2-deprecation=gone"}, ""},
 		{[]string{"--peer-cert-file=/x", "--discovery-srv=x"}, "--discovery-srv"},

@@ -34,10 +34,10 @@ var NotYetSupported = []string{
 // NotYetSupportedGates lists the feature gates cairn does not act on yet:
 // CheckSupported refuses a gate of this list set, by --feature-gates or by
 // its old --experimental-* bool, to a value other than its default.
-// InitialCorruptCheck and CompactHashCheck are served.
+// InitialCorruptCheck, CompactHashCheck, LeaseCheckpoint and
+// LeaseCheckpointPersist are served.
 var NotYetSupportedGates = []string{
-	GateLeaseCheckpoint, GateLeaseCheckpointPersist, GateSetMemberLocalAddr,
-	GateStopGRPCServiceOnDefrag, GateTxnModeWriteWithSharedBuffer,
+	GateSetMemberLocalAddr, GateStopGRPCServiceOnDefrag, GateTxnModeWriteWithSharedBuffer,
 }
 
 // UnsupportedError names an explicitly set flag cairn does not act on yet.

@@ -184,6 +184,7 @@ func compatCases() []compatCase {
 			c("--endpoints=127.0.0.1:1,{ep}", "--command-timeout=1s", "endpoint", "hashkv", "-w", f).bare())
 	}
 	add(c(dead, "--command-timeout=1s", "endpoint", "status", "--cluster").bare())
+	add(leaseCases()...)
 	add(operatorCases()...)
 	return cs
 }

@@ -171,7 +171,7 @@ func seed(ep string) error {
 			return fmt.Errorf("put %q: %w", kv[0], err)
 		}
 	}
-	return nil
+	return seedLeases(cli)
 }
 
 // startEtcd runs the reference etcd server. Every instance advertises the

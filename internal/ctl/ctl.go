@@ -92,6 +92,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.newDelCommand(),
 		a.newTxnCommand(),
 		a.newCompactionCommand(),
+		a.newLeaseCommand(),
 		a.newEndpointCommand(),
 		a.newMemberCommand(),
 		a.newMoveLeaderCommand(),

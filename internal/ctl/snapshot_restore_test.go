@@ -410,6 +410,9 @@ func TestSnapshotRestoreStarts(t *testing.T) {
 		for _, kv := range seedData {
 			want[kv[0]] = kv[1]
 		}
+		for _, kv := range leaseSeed {
+			want[kv.key] = "v"
+		}
 		delete(want, "c")
 		if len(got) != len(want) {
 			t.Errorf("%s on %s: %d keys, want %d: %v", server, dataDir, len(got), len(want), got)

@@ -175,6 +175,8 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		CorruptCheckTime:           cfg.CorruptCheckTime,
 		CompactHashCheck:           cfg.FeatureEnabled(config.GateCompactHashCheck),
 		CompactHashCheckTime:       cfg.CompactHashCheckTime,
+		LeaseCheckpoint:            cfg.FeatureEnabled(config.GateLeaseCheckpoint),
+		LeaseCheckpointPersist:     cfg.FeatureEnabled(config.GateLeaseCheckpointPersist),
 		ForceNewCluster:            cfg.ForceNewCluster,
 		StrictReconfigCheck:        cfg.StrictReconfigCheck,
 		MaxLearners:                cfg.MaxLearners,

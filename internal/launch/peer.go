@@ -74,6 +74,8 @@ func peerHandler(s *server.Server) http.Handler {
 	// Promotions forwarded by members that do not lead (peer protocol
 	// §10.3).
 	mux.Handle("/members/promote/", s.PromoteHandler())
+	mux.Handle(server.LeasePath, s.LeaseHandler())
+	mux.Handle(server.LeaseInternalPath, s.LeaseHandler())
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		cv := s.ClusterVersion()
 		if cv == "" {

@@ -109,6 +109,8 @@ type Node struct {
 	term    atomic.Uint64
 	isLead  atomic.Bool
 	stopped sync.Once
+	// lastTick is when the loop last ticked raft (unix nanos).
+	lastTick atomic.Int64
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
@@ -227,6 +229,15 @@ func (n *Node) Leader() uint64 { return n.lead.Load() }
 // Term is the current term as last seen in a Ready.
 func (n *Node) Term() uint64 { return n.term.Load() }
 
+// LastTick is when the loop last ticked raft (zero before the first tick):
+// a recent tick says the loop is not stuck (etcd's isActive).
+func (n *Node) LastTick() time.Time {
+	if t := n.lastTick.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Time{}
+}
+
 // IsLeader reports whether this member is the leader.
 func (n *Node) IsLeader() bool { return n.isLead.Load() }
 
@@ -262,6 +273,7 @@ func (n *Node) run() {
 		select {
 		case <-ticker.C:
 			n.rn.Tick()
+			n.lastTick.Store(time.Now().UnixNano())
 		case <-n.props.wake:
 		case m := <-n.recvc:
 			n.step(m)

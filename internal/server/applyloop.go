@@ -86,6 +86,9 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 		switch e.Type {
 		case raftpb.EntryNormal:
 			id, r := s.applier.Normal(e)
+			if len(e.Data) == 0 {
+				s.onEmptyEntry()
+			}
 			if id != 0 {
 				s.w.Trigger(id, applyResult{resp: r.Resp, err: r.Err, physical: r.Physical})
 			}

@@ -275,8 +275,14 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	s.snapshotIndex.Store(snapIndex)
 	s.confState.set(confState)
 
+	// Leases load before the store, which attaches its keys to them.
+	s.newLessor()
+	if err := s.recoverLeases(); err != nil {
+		return nil, err
+	}
 	mcfg := mvcc.DefaultConfig()
 	mcfg.Logger = lg
+	mcfg.Lessor = s.lessor
 	if cfg.CompactionBatchLimit > 0 {
 		mcfg.CompactionBatchLimit = cfg.CompactionBatchLimit
 	}
@@ -288,7 +294,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("open mvcc store: %w", err)
 	}
 	s.kv = kv
-	s.exec = txn.New(kv, nil)
+	s.exec = txn.New(kv, s.lessor)
 	rv := be.Read()
 	ci, _, err := schema.ReadConsistentIndex(rv)
 	s.alarms = &apply.Alarms{}
@@ -307,6 +313,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			<-kv.WaitCompaction()
 			if err := be.Replace(path); err != nil {
 				return nil, fmt.Errorf("install snapshot database: %w", err)
+			}
+			if err := s.recoverLeases(); err != nil {
+				return nil, err
 			}
 			if err := kv.Reload(); err != nil {
 				return nil, fmt.Errorf("rebuild store from snapshot database: %w", err)
@@ -331,6 +340,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	if err := s.openV2(); err != nil {
 		return nil, fmt.Errorf("load v2 store: %w", err)
 	}
+	s.applier.SetLessor(s.lessor, cfg.LeaseCheckpointPersist)
 
 	s.node = raftnode.New(raftnode.Config{
 		Logger:       lg,
@@ -353,6 +363,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			} else {
 				s.m.isLeader.Set(0)
 			}
+			s.leadershipChanged(lead)
 		},
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
 		OnDropped: func(ids []uint64, err error) {

@@ -67,6 +67,16 @@ type Config struct {
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
 
+	// LeaseCheckpoint makes the leader checkpoint the remaining TTL of
+	// long leases through raft every LeaseCheckpointInterval (0: 5 min), so
+	// a new leader does not restart them from their full TTL (feature gate
+	// LeaseCheckpoint; etcd 3.6 has no flag for the interval).
+	// LeaseCheckpointPersist writes checkpoints to the backend even before
+	// the cluster version is 3.6 (gate LeaseCheckpointPersist).
+	LeaseCheckpoint         bool
+	LeaseCheckpointPersist  bool
+	LeaseCheckpointInterval time.Duration
+
 	// QuotaBackendBytes is --quota-backend-bytes (0 → 2 GiB, < 0 → none).
 	QuotaBackendBytes int64
 	// BackendBatchInterval and BackendBatchLimit bound the backend's

@@ -25,7 +25,7 @@ var ErrDataDirUnsupported = errors.New("cairn cannot serve this data dir")
 //
 // Refused: a backend written by an etcd newer than 3.6 (storage version);
 // auth enabled (serving it without enforcing auth would hand every key to
-// anyone); leases (their keys would never expire); a downgrade in progress;
+// anyone); a downgrade in progress;
 // and, in the WAL after the backend's consistent index, any entry the
 // applier cannot apply as etcd does (apply.Check).
 func checkDataDir(lg *zap.Logger, cfg Config) error {
@@ -61,11 +61,6 @@ func checkBackendFile(path string) (uint64, error) {
 			return fmt.Errorf("%w: auth is enabled in %s, and this cairn does not enforce auth yet: it would serve every key to any client without credentials. "+
 				"To move this data dir to cairn, run `etcdctl auth disable` on the etcd cluster first (and keep its clients trusted by other means), "+
 				"or use a cairn release that enforces auth", ErrDataDirUnsupported, path)
-		}
-		if n := schema.CountLeases(tx); n > 0 {
-			return fmt.Errorf("%w: %s holds %d lease(s), and this cairn does not run leases yet: keys attached to them would never expire. "+
-				"Revoke the leases on etcd first (etcdctl lease list, etcdctl lease revoke <id>), or use a cairn release with leases",
-				ErrDataDirUnsupported, path, n)
 		}
 		d, err := schema.ReadDowngrade(tx)
 		if err != nil {

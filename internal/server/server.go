@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/apply"
 	"github.com/cairnkv/cairn/internal/backend"
+	"github.com/cairnkv/cairn/internal/lease"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/mvcc"
 	"github.com/cairnkv/cairn/internal/raftnode"
@@ -76,6 +77,9 @@ type Server struct {
 	lastCompactHashChecked int64
 	// alarms are the active alarms as applied.
 	alarms *apply.Alarms
+	// lessor holds the leases; leases is the shell around it (lease.go).
+	lessor *lease.Lessor
+	leases *leaseShell
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
 	// v2 is the v2 key tree (v2.go), changed by the apply goroutine only.
@@ -124,6 +128,7 @@ func (s *Server) Start() {
 	s.startCompactor()
 	s.startCorruptionChecks()
 	s.startV2Expiry()
+	s.startLessor()
 	if s.cl.IsRemoved(s.ID()) {
 		// The snapshot this member restarted from already has it removed.
 		s.removedFromCluster(ErrMemberRemoved)

@@ -41,6 +41,10 @@ func (s *Server) installSnapshot(sn raftpb.Snapshot) error {
 	if err := s.be.Replace(path); err != nil {
 		return fmt.Errorf("install database of snapshot %d: %w", index, err)
 	}
+	// Leases first: the store reattaches its keys to them as it reloads.
+	if err := s.recoverLeases(); err != nil {
+		return fmt.Errorf("reload leases from snapshot %d: %w", index, err)
+	}
 	if err := s.kv.Reload(); err != nil {
 		return fmt.Errorf("rebuild store from snapshot %d: %w", index, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cairnkv/cairn/tests/framework"
@@ -15,7 +16,8 @@ import (
 // (and more than --snapshot-catchup-entries beyond the snapshot) can only
 // catch up by a snapshot of the leader's state: on restart it gets one,
 // installs it while it keeps answering reads, and ends with the same
-// revision and HashKV as the others; a second restart keeps it. Runs on
+// revision and HashKV as the others (and the leases, which it knows at once
+// and can revoke); a second restart keeps it. Runs on
 // cairn, on etcd (keeping the test honest) and on mixed clusters in both
 // directions (an etcd leader sending to cairn, a cairn leader to etcd).
 func TestCatchUpBySnapshot(t *testing.T) {
@@ -46,6 +48,13 @@ func TestCatchUpBySnapshot(t *testing.T) {
 					return err == nil
 				})
 			}
+			// (after the puts: the cluster has its new leader by now)
+			if _, err := pb.NewLeaseClient(cl.ActiveConnection()).LeaseGrant(ctxT(t), &pb.LeaseGrantRequest{ID: 0xabc, TTL: 3600}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cl.Put(ctxT(t), "leased", "v", clientv3.WithLease(0xabc)); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := cl.Compact(ctxT(t), 200); err != nil {
 				t.Fatal(err)
 			}
@@ -54,9 +63,21 @@ func TestCatchUpBySnapshot(t *testing.T) {
 			sameState(t, c)
 			lc := lagger.Client3()
 			g, err := lc.Get(ctxT(t), "k", clientv3.WithPrefix(), clientv3.WithCountOnly())
-			lc.Close()
 			if err != nil || g.Count != 150 {
 				t.Fatalf("lagging member after catch-up: %v %v", g, err)
+			}
+			// The snapshot brought the lease: the member lists it from its own
+			// state, and a revoke through it deletes the key everywhere.
+			ls, err := lc.Leases(ctxT(t))
+			if err != nil || len(ls.Leases) != 1 || ls.Leases[0].ID != 0xabc {
+				t.Fatalf("leases on the lagging member after catch-up: %+v %v", ls, err)
+			}
+			if _, err := lc.Revoke(ctxT(t), 0xabc); err != nil {
+				t.Fatalf("revoke through the lagging member: %v", err)
+			}
+			lc.Close()
+			if g, err := cl.Get(ctxT(t), "leased"); err != nil || g.Count != 0 {
+				t.Fatalf("leased key after the revoke: %v %v", g, err)
 			}
 			if tc.bins[2] == cairn && !lagger.WaitLog("applied snapshot", time.Second) {
 				t.Fatalf("the lagging member did not catch up by snapshot:\n%s", lagger.Log())

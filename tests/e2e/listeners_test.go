@@ -182,7 +182,7 @@ func TestUnsupportedFlagsRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--discovery-srv", "example.com"}, "cairn does not support --discovery-srv yet"},
-		{[]string{"--feature-gates", "LeaseCheckpoint=true"}, "cairn does not support --feature-gates=LeaseCheckpoint=true yet"},
+		{[]string{"--feature-gates", "SetMemberLocalAddr=true"}, "cairn does not support --feature-gates=SetMemberLocalAddr=true yet"},
 		{[]string{"--auth-token", "jwt,pub-key=x"}, "cairn does not support --auth-token yet"},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {

@@ -104,34 +104,14 @@ func TestAuthEnabledEtcdDataDirRefused(t *testing.T) {
 	refusedOn(t, e, "auth is enabled", "etcdctl auth disable")
 }
 
-// Keys attached to leases in an etcd data dir would never expire under a
-// cairn without leases: such a dir is refused.
-func TestLeaseEtcdDataDirRefused(t *testing.T) {
+// A request cairn cannot apply yet, still only in the WAL (etcd was killed
+// before its backend committed it), is not skipped: cairn refuses, naming
+// the entry's kind, its index and its WAL file, and changes nothing. (A
+// downgrade request: etcd commits its backend at once after auth requests.)
+func TestUnsupportedEntryInWALTailRefused(t *testing.T) {
 	ref := refs.EtcdRelease(t, refs.Default)
-	e := framework.NewMember(t, ref.Etcd, "n1")
-	e.StartAndWait(30 * time.Second)
-	c := e.Client3()
-	ctx := ctxT(t)
-	l, err := c.Grant(ctx, 3600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Put(ctx, "ephemeral", "v", clientv3.WithLease(l.ID)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	e.Stop()
-	<-e.Done()
-	refusedOn(t, e, "holds 1 lease(s)", "etcdctl lease revoke")
-}
-
-// A lease grant still only in the WAL (etcd was killed before its backend
-// committed it) is not skipped: cairn refuses, naming the entry's kind, its
-// index and its WAL file, and changes nothing.
-func TestLeaseInWALTailRefused(t *testing.T) {
-	ref := refs.EtcdRelease(t, refs.Default)
-	// A backend batch interval longer than the test keeps the grant out of
-	// the backend until etcd is killed.
+	// A backend batch interval longer than the test keeps the request out
+	// of the backend until etcd is killed.
 	e := framework.NewMember(t, ref.Etcd, "n1", "--backend-batch-interval", "10m", "--backend-batch-limit", "1000000")
 	e.StartAndWait(30 * time.Second)
 	c := e.Client3()
@@ -139,13 +119,13 @@ func TestLeaseInWALTailRefused(t *testing.T) {
 	if _, err := c.Put(ctx, "before", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Grant(ctx, 3600); err != nil {
+	if _, err := c.Downgrade(ctx, clientv3.DowngradeEnable, "3.5"); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 	e.Kill()
 	<-e.Done()
-	refusedOn(t, e, "holds a lease grant request, which cairn cannot apply yet", ".wal)", "consistent index is")
+	refusedOn(t, e, "holds a downgrade info set request, which cairn cannot apply yet", ".wal)", "consistent index is")
 }
 
 // A backend written by an etcd newer than 3.6 is refused with its version.

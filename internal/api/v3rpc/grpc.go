@@ -38,7 +38,7 @@ type Options struct {
 const grpcOverheadBytes = 512 * 1024
 
 // NewServer builds the gRPC server with etcd's services registered. Services
-// cairn does not serve yet (Watch, Lease, Auth) answer codes.Unimplemented.
+// cairn does not serve yet (Watch, Auth) answer codes.Unimplemented.
 func NewServer(m Member, o Options) *grpc.Server {
 	var opts []grpc.ServerOption
 	if o.TLS != nil {
@@ -70,7 +70,7 @@ func NewServer(m Member, o Options) *grpc.Server {
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{lg: o.Logger, hdr: hdr, m: m, storageVersion: o.StorageVersion})
 	pb.RegisterClusterServer(gs, &clusterServer{hdr: hdr, m: m})
 	pb.RegisterWatchServer(gs, &pb.UnimplementedWatchServer{})
-	pb.RegisterLeaseServer(gs, &pb.UnimplementedLeaseServer{})
+	registerLease(gs, m, hdr, o.Logger)
 	pb.RegisterAuthServer(gs, &authServer{hdr: hdr})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

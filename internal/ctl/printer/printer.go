@@ -38,6 +38,7 @@ type Printer interface {
 	MemberUpdate(id uint64, r clientv3.MemberUpdateResponse) error
 	MemberPromote(id uint64, r clientv3.MemberPromoteResponse) error
 	Alarm(clientv3.AlarmResponse) error
+	LeasePrinter
 	// DBStatus and DBHashKV are etcdutl's results (snapshot status, hashkv).
 	DBStatus(DBStatus) error
 	DBHashKV(DBHashKV) error
@@ -106,10 +107,17 @@ type DBHashKV struct {
 	CompactRevision int64  `json:"compactRevision"`
 }
 
-// UnsupportedError says a format cannot show a kind of result.
-type UnsupportedError struct{ Format string }
+// UnsupportedError says a format cannot show a kind of result. Text, when
+// set, replaces the usual message (etcdctl's protobuf printer names the Go
+// type it cannot marshal).
+type UnsupportedError struct{ Format, Text string }
 
-func (e *UnsupportedError) Error() string { return e.Format + " not supported as output format" }
+func (e *UnsupportedError) Error() string {
+	if e.Text != "" {
+		return e.Text
+	}
+	return e.Format + " not supported as output format"
+}
 
 // output is what every format writes to.
 type output struct {
