@@ -73,8 +73,8 @@ var (
 	// unimplemented is cairn's gRPC Unimplemented answer through the
 	// gateway, for services and methods that land later.
 	unimplemented = func(why string) *gwKnown { return &gwKnown{501, 12, why} }
-	authRPCs  = unimplemented("auth is not built yet")
-	downgrade = unimplemented("downgrade is not built yet")
+	authRPCs      = unimplemented("auth is not built yet")
+	downgrade     = unimplemented("downgrade is not built yet")
 	// etcd's gateway also serves v3lock and v3election, whose generated
 	// gateways live in etcd's server module; cairn serves neither over
 	// gRPC, so their paths are unknown to its gateway.
