@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,14 @@ func TestDefragAbortedByClose(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	// Close need not wait for the defrag; the defrag notices and gives up.
+	// Release it only once Close has begun, or it may finish first.
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.closed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("Close never began")
+		}
+		runtime.Gosched()
+	}
 	close(release)
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("defrag = %v, want ErrClosed", err)
