@@ -48,6 +48,16 @@ type Config struct {
 	// SweepInterval is how often lagging watchers are looked for. Must be
 	// > 0.
 	SweepInterval time.Duration
+	// PassInterval is the least time between two sending passes of a
+	// stream that is busy: while events keep coming, each watcher gets at
+	// most one response per interval, holding every revision that came
+	// meanwhile, instead of one response per revision. A stream that was
+	// idle for longer sends at once, so sparse events wait for nothing.
+	// Responses cost clients and the server more than events do: at 1,000
+	// revisions a second to 1,000 watchers this sends ten times fewer
+	// responses for at most this much added latency. 0 sends every
+	// revision as soon as it comes. Must be >= 0.
+	PassInterval time.Duration
 	// Logger for operational logs. Default zap.NewNop().
 	Logger *zap.Logger
 }
@@ -61,6 +71,7 @@ func DefaultConfig() Config {
 		MaxLagBytes:      32 << 20,
 		MaxRetainedBytes: 256 << 20,
 		SweepInterval:    100 * time.Millisecond,
+		PassInterval:     10 * time.Millisecond,
 		Logger:           zap.NewNop(),
 	}
 }
@@ -80,6 +91,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("watch config: MaxRetainedBytes %d must be >= MaxLagBytes %d", c.MaxRetainedBytes, c.MaxLagBytes)
 	case c.SweepInterval <= 0:
 		return fmt.Errorf("watch config: SweepInterval %v must be > 0", c.SweepInterval)
+	case c.PassInterval < 0:
+		return fmt.Errorf("watch config: PassInterval %v must be >= 0", c.PassInterval)
 	}
 	return nil
 }

@@ -103,6 +103,8 @@ func (s *Stream) Run() error {
 	defer s.cleanup()
 	tick := time.NewTicker(jitter(s.h.cfg.ProgressInterval))
 	defer tick.Stop()
+	var pace *time.Timer
+	var lastPass time.Time // start of the last pass that sent
 	for {
 		select {
 		case <-s.stopc:
@@ -122,9 +124,27 @@ func (s *Stream) Run() error {
 				return err
 			}
 		}
+		if d := s.h.cfg.PassInterval - time.Since(lastPass); d > 0 && len(reqs) == 0 {
+			// Busy: let revisions gather for one response each.
+			if pace == nil {
+				pace = time.NewTimer(d)
+				defer pace.Stop()
+			} else {
+				pace.Reset(d)
+			}
+			select {
+			case <-pace.C:
+			case <-s.stopc:
+				return nil
+			}
+		}
+		start := time.Now()
 		did, err := s.pass()
 		if err != nil {
 			return err
+		}
+		if did {
+			lastPass = start
 		}
 		if s.progressAll {
 			if err := s.tryProgressAll(); err != nil {

@@ -285,3 +285,28 @@ func TestSendFragments(t *testing.T) {
 		}
 	}
 }
+
+// A busy stream sends each watcher one response per PassInterval with every
+// revision that came meanwhile; an event after a quiet spell goes at once.
+func TestPassIntervalBatches(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PassInterval = 200 * time.Millisecond })
+	c := e.newClient()
+	c.s.Create(create("k", "", 0))
+	c.waitN(t, 1)
+	start := time.Now()
+	e.write(put("k", "first"))
+	c.waitN(t, 2)
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Fatalf("an event after a quiet spell took %v", d)
+	}
+	for i := 0; i < 30; i++ {
+		e.write(put("k", fmt.Sprint(i)))
+	}
+	rs := c.waitFor(t, "every event", func(rs []*pb.WatchResponse) bool {
+		evs, _ := eventsOf(rs, 0)
+		return len(evs) == 31
+	})
+	if n := len(rs) - 2; n > 2 {
+		t.Fatalf("30 revisions written at once came in %d responses:\n%s", n, brief(rs))
+	}
+}
