@@ -109,8 +109,11 @@ type Hub struct {
 	mu     sync.Mutex
 	single map[string]*group
 	ranges spanTree
-	// groups lists every group, for the sweeper and Restore.
+	// groups lists every group, for Restore.
 	groups []*group
+	// active lists the groups that got an entry since the sweeper last
+	// looked (each once: group.active). Protected by mu.
+	active []*group
 	// touched is OnEvents' scratch list. Protected by mu.
 	touched []*group
 	// revWaiters are streams waiting for the revision to move (a pending
@@ -124,6 +127,10 @@ type Hub struct {
 	// epoch counts Restores; a tail read in an older epoch must not be
 	// followed.
 	epoch atomic.Uint64
+
+	// retained is the sum of the groups' retainedSwept: roughly what the
+	// logs hold for lagging watchers.
+	retained atomic.Int64
 
 	// Metrics (etcd's etcd_debugging_mvcc_* series).
 	streams, watchers, slow atomic.Int64
@@ -188,14 +195,21 @@ type group struct {
 	pend    []*event
 	pendRev int64
 
-	// mu protects watchers and the sleeper list.
+	// idx is the group's position in Hub.groups; active says it is in
+	// Hub.active. Protected by Hub.mu.
+	idx    int32
+	active bool
+
+	// mu protects the sleeper list, and watchers (each watcher's gidx is
+	// its position), which changes with both mu and Hub.mu held, so either
+	// lock reads it.
 	mu       sync.Mutex
-	watchers map[*watcher]struct{}
+	watchers []*watcher
 	sleepers *member // doubly linked list of streams waiting for an entry
 
-	// Sweeper state (sweeper goroutine only).
-	swept    *entry
-	retained int64
+	// retainedSwept is the log bytes the sweeper last found its watchers
+	// to hold (part of Hub.retained).
+	retainedSwept atomic.Int64
 }
 
 func (g *group) contains(key []byte) bool {
@@ -291,6 +305,10 @@ func (h *Hub) OnEvents(rev int64, evs []mvccpb.Event) {
 			}
 		}
 		for _, g := range touched {
+			if !g.active {
+				g.active = true
+				h.active = append(h.active, g)
+			}
 			prev := g.tail.Load()
 			ne := &entry{rev: rev, evs: slices.Clone(g.pend), cum: prev.cum}
 			for _, e := range ne.evs {
@@ -351,7 +369,7 @@ func (h *Hub) Restore() {
 	streams := map[*Stream]struct{}{}
 	for _, g := range h.groups {
 		g.mu.Lock()
-		for w := range g.watchers {
+		for _, w := range g.watchers {
 			w.mu.Lock()
 			if w.cursor != nil {
 				w.settle(old)
@@ -376,22 +394,22 @@ func (h *Hub) Restore() {
 // where it starts: from now (start 0) or a future revision, it follows the
 // group's log from the current tail; from a past revision, it catches up
 // from the backend. It returns the hub revision it was created at.
-func (h *Hub) join(w *watcher) int64 {
+func (h *Hub) join(w *watcher, sp span, single bool) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var g *group
-	if w.single {
-		g = h.single[w.sp.key]
+	if single {
+		g = h.single[sp.key]
 	} else {
-		g = h.ranges.get(w.sp)
+		g = h.ranges.get(sp)
 	}
 	if g == nil {
-		g = &group{sp: w.sp, single: w.single, watchers: make(map[*watcher]struct{})}
+		g = &group{sp: sp, single: single, idx: int32(len(h.groups))}
 		g.tail.Store(&entry{})
-		if w.single {
-			h.single[w.sp.key] = g
+		if single {
+			h.single[sp.key] = g
 		} else {
-			h.ranges.insert(w.sp, g)
+			h.ranges.insert(sp, g)
 		}
 		h.groups = append(h.groups, g)
 	}
@@ -411,7 +429,8 @@ func (h *Hub) join(w *watcher) int64 {
 	}
 	w.mu.Unlock()
 	g.mu.Lock()
-	g.watchers[w] = struct{}{}
+	w.gidx = int32(len(g.watchers))
+	g.watchers = append(g.watchers, w)
 	g.mu.Unlock()
 	h.watchers.Add(1)
 	return rev
@@ -423,8 +442,12 @@ func (h *Hub) leave(w *watcher) {
 	defer h.mu.Unlock()
 	g := w.g
 	g.mu.Lock()
-	delete(g.watchers, w)
-	empty := len(g.watchers) == 0
+	last := int32(len(g.watchers) - 1)
+	g.watchers[w.gidx] = g.watchers[last]
+	g.watchers[w.gidx].gidx = w.gidx
+	g.watchers[last] = nil
+	g.watchers = g.watchers[:last]
+	empty := last == 0
 	g.mu.Unlock()
 	w.mu.Lock()
 	if w.cursor == nil {
@@ -442,12 +465,16 @@ func (h *Hub) leave(w *watcher) {
 	} else {
 		h.ranges.delete(g.sp)
 	}
-	if i := slices.Index(h.groups, g); i >= 0 {
-		last := len(h.groups) - 1
-		h.groups[i] = h.groups[last]
-		h.groups[last] = nil
-		h.groups = h.groups[:last]
+	n := int32(len(h.groups) - 1)
+	h.groups[g.idx] = h.groups[n]
+	h.groups[g.idx].idx = g.idx
+	h.groups[n] = nil
+	h.groups = h.groups[:n]
+	if g.active {
+		i := slices.Index(h.active, g)
+		h.active = slices.Delete(h.active, i, i+1)
 	}
+	h.retained.Add(-g.retainedSwept.Load())
 }
 
 // tailAt returns g's tail and the hub revision it covers, read together,
@@ -527,31 +554,30 @@ func (h *Hub) sweepLoop() {
 	}
 }
 
-// sweep checks the watchers of every group whose log grew since the last
-// sweep: one lagging more than MaxLagBytes is moved aside; then, while all
-// logs together retain more than MaxRetainedBytes, the watchers holding the
-// most are moved aside, largest logs first.
+// sweep checks the watchers of the groups whose logs grew since the last
+// sweep (the others' watchers cannot lag more than they did then): one
+// lagging more than MaxLagBytes is moved aside; then, while all logs
+// together retain more than MaxRetainedBytes, the watchers of the groups
+// just looked at that lag most are moved aside. Idle groups cost nothing.
 func (h *Hub) sweep() {
 	h.mu.Lock()
-	groups := slices.Clone(h.groups)
+	groups := h.active
+	h.active = nil
+	for _, g := range groups {
+		g.active = false
+	}
 	h.mu.Unlock()
-	var total, pending int64
+	var pending int64
 	type lag struct {
 		w   *watcher
 		lag int64
 	}
 	var lagging []lag
+	var ws []*watcher
 	for _, g := range groups {
 		tail := g.tail.Load()
-		if tail == g.swept {
-			total += g.retained
-			continue
-		}
 		g.mu.Lock()
-		ws := make([]*watcher, 0, len(g.watchers))
-		for w := range g.watchers {
-			ws = append(ws, w)
-		}
+		ws = append(ws[:0], g.watchers...)
 		g.mu.Unlock()
 		minCum := tail.cum
 		complete := true
@@ -569,33 +595,37 @@ func (h *Hub) sweep() {
 					if d > 0 {
 						lagging = append(lagging, lag{w, d})
 						pending += d / eventOverhead
+						complete = false // look again next time
 					}
 				}
 			}
 			w.mu.Unlock()
 		}
-		g.retained = tail.cum - minCum
-		if complete {
-			g.swept = tail
-		} else {
-			g.swept = nil
+		retained := tail.cum - minCum
+		h.retained.Add(retained - g.retainedSwept.Swap(retained))
+		if !complete {
+			h.mu.Lock()
+			if !g.active && len(g.watchers) > 0 {
+				g.active = true
+				h.active = append(h.active, g)
+			}
+			h.mu.Unlock()
 		}
-		total += g.retained
 	}
+	clear(ws)
 	h.pending.Store(pending)
-	if total <= h.cfg.MaxRetainedBytes {
+	if h.retained.Load() <= h.cfg.MaxRetainedBytes {
 		return
 	}
 	slices.SortFunc(lagging, func(a, b lag) int { return int(b.lag - a.lag) })
 	for _, l := range lagging {
-		if total <= h.cfg.MaxRetainedBytes {
+		if h.retained.Load() <= h.cfg.MaxRetainedBytes {
 			break
 		}
 		l.w.mu.Lock()
-		if l.w.cursor != nil {
+		if l.w.cursor != nil && !l.w.gone {
 			h.moveAside(l.w)
-			total -= l.lag
-			l.w.g.swept = nil
+			h.retained.Add(-l.lag)
 		}
 		l.w.mu.Unlock()
 	}

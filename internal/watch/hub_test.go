@@ -97,13 +97,7 @@ func TestSlowWatcherMovedAside(t *testing.T) {
 	}
 	// What the logs retain stays bounded (a few sweeps' worth of writes).
 	e.hub.sweep()
-	e.hub.mu.Lock()
-	var retained int64
-	for _, g := range e.hub.groups {
-		retained += g.retained
-	}
-	e.hub.mu.Unlock()
-	if retained > 2*64<<10 {
+	if retained := e.hub.retained.Load(); retained > 2*64<<10 {
 		t.Fatalf("logs retain %d bytes for a stalled client", retained)
 	}
 	slow.block(false)
@@ -201,6 +195,13 @@ func TestOpenCancelNoLeak(t *testing.T) {
 	e.hub.mu.Unlock()
 	if groups+single+ranges+waiters != 0 {
 		t.Fatalf("left behind: %d groups, %d single keys, %d ranges, %d waiters", groups, single, ranges, waiters)
+	}
+	e.hub.sweep()
+	e.hub.mu.Lock()
+	active := len(e.hub.active)
+	e.hub.mu.Unlock()
+	if active != 0 || e.hub.retained.Load() != 0 {
+		t.Fatalf("left behind: %d active groups, %d retained bytes", active, e.hub.retained.Load())
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

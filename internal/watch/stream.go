@@ -251,16 +251,18 @@ func (s *Stream) create(r *pb.WatchCreateRequest) error {
 		key = []byte{0} // the smallest key
 	}
 	w := &watcher{s: s, startRev: r.StartRevision, prevKV: r.PrevKv, progress: r.ProgressNotify, fragment: r.Fragment}
+	var sp span
+	single := false
 	switch end := r.RangeEnd; {
 	case len(end) == 0:
-		w.single = true
-		w.sp = span{key: string(key)}
+		single = true
+		sp = span{key: string(key)}
 	case len(end) == 1 && end[0] == 0:
-		w.sp = span{key: string(key), inf: true}
+		sp = span{key: string(key), inf: true}
 	case bytes.Compare(key, end) >= 0:
 		return s.refuse(ErrEmptyRange.Error())
 	default:
-		w.sp = span{key: string(key), end: string(end)}
+		sp = span{key: string(key), end: string(end)}
 	}
 	for _, f := range r.Filters {
 		switch f {
@@ -281,9 +283,9 @@ func (s *Stream) create(r *pb.WatchCreateRequest) error {
 		return s.refuse(ErrDuplicateID.Error())
 	}
 	w.id = id
-	rev := s.h.join(w)
+	rev := s.h.join(w, sp, single)
 	s.watchers[id] = w
-	w.idx = len(s.order)
+	w.idx = int32(len(s.order))
 	s.order = append(s.order, w)
 	m := s.members[w.g]
 	if m == nil {
@@ -298,7 +300,7 @@ func (s *Stream) create(r *pb.WatchCreateRequest) error {
 func (s *Stream) remove(w *watcher) {
 	s.h.leave(w)
 	delete(s.watchers, w.id)
-	last := len(s.order) - 1
+	last := int32(len(s.order) - 1)
 	s.order[w.idx] = s.order[last]
 	s.order[w.idx].idx = w.idx
 	s.order[last] = nil

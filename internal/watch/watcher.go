@@ -12,20 +12,21 @@ import (
 
 // watcher is one watch of a stream.
 type watcher struct {
-	id     int64
-	s      *Stream
-	g      *group
-	sp     span
-	single bool
+	id int64
+	s  *Stream
+	g  *group // the watchers of the same range
+	// startRev is the requested start revision (0: from now).
+	startRev int64
+	// gidx is the position in g.watchers (see group.mu).
+	gidx int32
+	// Stream goroutine only: the position in s.order.
+	idx int32
 	// Options of the creation.
 	noPut, noDelete            bool
 	prevKV, progress, fragment bool
-	// startRev is the requested start revision (0: from now).
-	startRev int64
-
-	// Stream goroutine only.
-	idx           int  // position in s.order
-	sentSinceTick bool // events sent since the last progress tick
+	// sentSinceTick: events sent since the last progress tick (stream
+	// goroutine only).
+	sentSinceTick bool
 
 	// mu protects cursor, nextRev and gone against the hub (sweeper,
 	// Restore, leave); the stream goroutine holds it only briefly, never
@@ -44,12 +45,7 @@ type watcher struct {
 	gone bool
 }
 
-func (w *watcher) contains(key []byte) bool {
-	if w.single {
-		return string(key) == w.sp.key
-	}
-	return w.sp.contains(string(key))
-}
+func (w *watcher) contains(key []byte) bool { return w.g.contains(key) }
 
 func (w *watcher) filtered(ev *mvccpb.Event) bool {
 	return (w.noPut && ev.Type == mvccpb.PUT) || (w.noDelete && ev.Type == mvccpb.DELETE)
