@@ -168,34 +168,18 @@ func guaranteesRandom(t *testing.T, seed int64) {
 		c.block(false)
 		c.s.RequestProgress()
 	}
-	defer func() {
-		if t.Failed() {
-			for _, c := range clients {
-				t.Logf("stream %p: progressAll=%v progressRev=%d seen=%d hub=%d", c.s, c.s.progressAll, c.s.progressRev, c.s.progressSeen, e.hub.Rev())
-				for _, w := range c.s.order {
-					w.mu.Lock()
-					var cr, nr int64 = -1, -1
-					if w.cursor != nil {
-						cr = w.cursor.rev
-						if n := w.cursor.next.Load(); n != nil {
-							nr = n.rev
-						}
-					}
-					t.Logf("  watch %d start %d next %d cursor %d next-entry %d", w.id, w.startRev, w.nextRev, cr, nr)
-					w.mu.Unlock()
-				}
-			}
-		}
-	}()
 	for _, c := range clients {
 		c.waitFor(t, "final progress", func(rs []*pb.WatchResponse) bool {
 			live := map[int64]bool{}
+			for _, ws := range specs {
+				if ws.c == c {
+					live[ws.id] = true
+				}
+			}
 			for _, r := range rs {
 				switch {
 				case r.WatchId == InvalidID && !r.Created && r.Header.Revision >= final:
 					return true
-				case r.Created && !r.Canceled:
-					live[r.WatchId] = true
 				case r.Canceled:
 					delete(live, r.WatchId)
 				}

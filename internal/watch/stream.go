@@ -105,6 +105,7 @@ func (s *Stream) Run() error {
 	defer tick.Stop()
 	var pace *time.Timer
 	var lastPass time.Time // start of the last pass that sent
+	var wait time.Duration // between passes while busy (see PassInterval)
 	for {
 		select {
 		case <-s.stopc:
@@ -124,7 +125,7 @@ func (s *Stream) Run() error {
 				return err
 			}
 		}
-		if d := s.h.cfg.PassInterval - time.Since(lastPass); d > 0 && len(reqs) == 0 {
+		if d := wait - time.Since(lastPass); d > 0 && len(reqs) == 0 {
 			// Busy: let revisions gather for one response each.
 			if pace == nil {
 				pace = time.NewTimer(d)
@@ -145,6 +146,7 @@ func (s *Stream) Run() error {
 		}
 		if did {
 			lastPass = start
+			wait = min(max(2*wait, time.Millisecond), s.h.cfg.PassInterval)
 		}
 		if s.progressAll {
 			if err := s.tryProgressAll(); err != nil {
@@ -165,6 +167,7 @@ func (s *Stream) Run() error {
 		if s.hasWork() {
 			continue
 		}
+		wait = 0 // idle: the next event goes at once
 		select {
 		case <-s.wake:
 		case <-tick.C:
