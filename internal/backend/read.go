@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -40,8 +41,23 @@ type overlay struct {
 	// seq is the sequence number of the last published write transaction.
 	// Invariant: every version's seq <= seq.
 	seq atomic.Uint64
-	// buckets maps bucket name → key → newest version. Protected by mu.
-	buckets map[string]map[string]*version
+	// buckets maps bucket name → its published writes. Protected by mu.
+	buckets map[string]*overlayBucket
+}
+
+// overlayBucket is one bucket's published writes: the newest version of
+// each key, and the keys in order, so that a range read visits only the
+// keys in its range instead of sorting the whole overlay (watchers catching
+// up read recent revisions of bucket `key` by range, many times per epoch).
+type overlayBucket struct {
+	versions map[string]*version
+	// sorted holds keys of versions in increasing order; unsorted the keys
+	// added since that did not sort after sorted's last one (mvcc revision
+	// keys always do; compaction's deletes of old revisions do not). A range
+	// read merges unsorted into sorted first.
+	// Invariant: sorted and unsorted together hold each key of versions
+	// exactly once; sorted is strictly increasing.
+	sorted, unsorted []string
 }
 
 // version is one published write of a key; prev is the older one.
@@ -67,7 +83,7 @@ func (o *overlay) get(bucket, key []byte, seq uint64) *version {
 	if bk == nil {
 		return nil
 	}
-	return bk[string(key)].at(seq)
+	return bk.versions[string(key)].at(seq)
 }
 
 type kv struct {
@@ -80,20 +96,48 @@ type kv struct {
 func (o *overlay) collect(bucket, start, end []byte, seq uint64) []kv {
 	o.mu.RLock()
 	bk := o.buckets[string(bucket)]
+	if bk != nil && len(bk.unsorted) > 0 {
+		o.mu.RUnlock()
+		o.mu.Lock()
+		bk.merge()
+		o.mu.Unlock()
+		o.mu.RLock()
+	}
 	var out []kv
-	for k, v := range bk {
-		if v = v.at(seq); v == nil {
-			continue
+	if bk != nil {
+		keys := bk.sorted
+		i, _ := slices.BinarySearch(keys, string(start))
+		for _, k := range keys[i:] {
+			kb := unsafe.Slice(unsafe.StringData(k), len(k))
+			if end != nil && bytes.Compare(kb, end) >= 0 {
+				break
+			}
+			if v := bk.versions[k].at(seq); v != nil {
+				out = append(out, kv{kb, v.val, v.del})
+			}
 		}
-		kb := []byte(k)
-		if bytes.Compare(kb, start) < 0 || (end != nil && bytes.Compare(kb, end) >= 0) {
-			continue
-		}
-		out = append(out, kv{kb, v.val, v.del})
 	}
 	o.mu.RUnlock()
-	slices.SortFunc(out, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	return out
+}
+
+// merge moves unsorted into sorted. Caller holds the overlay's write lock.
+func (bk *overlayBucket) merge() {
+	if len(bk.unsorted) == 0 {
+		return
+	}
+	slices.Sort(bk.unsorted)
+	merged := make([]string, 0, len(bk.sorted)+len(bk.unsorted))
+	a, b := bk.sorted, bk.unsorted
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < b[0] {
+			merged, a = append(merged, a[0]), a[1:]
+		} else {
+			merged, b = append(merged, b[0]), b[1:]
+		}
+	}
+	bk.sorted = append(append(merged, a...), b...)
+	bk.unsorted = nil
 }
 
 // publish makes ops visible under a new sequence number. Called by the
@@ -102,17 +146,27 @@ func (o *overlay) publish(ops []op) {
 	o.mu.Lock()
 	seq := o.seq.Load() + 1
 	if o.buckets == nil {
-		o.buckets = make(map[string]map[string]*version)
+		o.buckets = make(map[string]*overlayBucket)
 	}
 	for i := range ops {
 		p := &ops[i]
 		bk := o.buckets[string(p.bucket)]
 		if bk == nil {
-			bk = make(map[string]*version)
+			bk = &overlayBucket{versions: make(map[string]*version)}
 			o.buckets[string(p.bucket)] = bk
 		}
-		prev := bk[string(p.key)]
-		bk[string(p.key)] = &version{val: p.val, del: p.del, seq: seq, prev: prev}
+		prev := bk.versions[string(p.key)]
+		if prev == nil {
+			k := string(p.key)
+			if n := len(bk.sorted); len(bk.unsorted) == 0 && (n == 0 || bk.sorted[n-1] < k) {
+				bk.sorted = append(bk.sorted, k)
+			} else {
+				bk.unsorted = append(bk.unsorted, k)
+			}
+			bk.versions[k] = &version{val: p.val, del: p.del, seq: seq}
+			continue
+		}
+		bk.versions[string(p.key)] = &version{val: p.val, del: p.del, seq: seq, prev: prev}
 	}
 	o.seq.Store(seq)
 	o.mu.Unlock()

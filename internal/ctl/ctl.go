@@ -33,6 +33,9 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// args is the command line without the program name (watch reads the
+	// raw words, as etcdctl reads os.Args, to find its `--`).
+	args []string
 
 	environ []string                // ETCDCTL_* variables are read from here
 	getenv  func(key string) string // lookup in environ
@@ -48,6 +51,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func (a *app) main(args []string) int {
+	a.args = args
 	cobra.EnablePrefixMatching = true
 	root := a.newRoot()
 	if err := unknownCommand(root, args); err != nil {
@@ -101,6 +105,7 @@ func (a *app) newRoot() *cobra.Command {
 		a.newSnapshotCommand(),
 		a.newHashKVCommand(),
 		a.newVersionCommand(),
+		a.newWatchCommand(),
 	)
 	return root
 }

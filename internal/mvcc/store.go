@@ -202,10 +202,21 @@ func (s *Store) restore() error {
 		}
 		ki := byKey[string(f.key)]
 		if isTombstone(k) {
-			if ki != nil {
-				if err := ki.tombstone(rev); err != nil {
-					s.lg.Warn("tombstone encountered error", zap.Error(err))
-				}
+			if ki == nil {
+				// Every earlier revision of the key was compacted away: the
+				// tombstone still marks a deletion a watcher at its revision
+				// must see (etcd #19179), so it is indexed as a generation
+				// of its own and a compaction at its revision keeps it.
+				ki = &keyIndex{}
+				ki.restore(Revision{}, rev, 1)
+				ki.generations = append(ki.generations, generation{})
+				k := string(f.key)
+				byKey[k] = ki
+				s.idx.insert(k, ki)
+				return true
+			}
+			if err := ki.tombstone(rev); err != nil {
+				s.lg.Warn("tombstone encountered error", zap.Error(err))
 			}
 			return true
 		}

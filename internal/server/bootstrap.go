@@ -283,6 +283,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	mcfg := mvcc.DefaultConfig()
 	mcfg.Logger = lg
 	mcfg.Lessor = s.lessor
+	mcfg.OnEvents = s.onEvents
 	if cfg.CompactionBatchLimit > 0 {
 		mcfg.CompactionBatchLimit = cfg.CompactionBatchLimit
 	}
@@ -334,6 +335,10 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	if snapIndex > ci {
 		return nil, fmt.Errorf("database file (%s index %d) does not match with snapshot (index %d)", cfg.BackendPath(), ci, snapIndex)
 	}
+	if err := s.initWatch(); err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() error { s.watchHub.Close(); return nil })
 	s.applied = newIndexWaiter(snapIndex)
 	s.applier = apply.New(lg, kv, cl, s.alarms, ci, s.exec)
 	s.applier.SetProposals(s.w)

@@ -122,6 +122,11 @@ type Config struct {
 	// cluster (--force-new-cluster; needs a WAL, ignored without one).
 	ForceNewCluster bool
 
+	// WatchProgressNotifyInterval is the period of watch progress
+	// notifications (--watch-progress-notify-interval; 0 → etcd's 10m,
+	// below 100ms → 100ms).
+	WatchProgressNotifyInterval time.Duration
+
 	// UnsafeNoFsync disables fsync (--unsafe-no-fsync): data loss on crash.
 	UnsafeNoFsync bool
 

@@ -30,6 +30,7 @@ import (
 	"github.com/cairnkv/cairn/internal/raftnode"
 	"github.com/cairnkv/cairn/internal/txn"
 	"github.com/cairnkv/cairn/internal/v2store"
+	"github.com/cairnkv/cairn/internal/watch"
 )
 
 // Version is the etcd server version cairn reports to clients and peers.
@@ -55,9 +56,11 @@ type Server struct {
 	be    *backend.Backend
 	kv    *mvcc.Store
 	exec  *txn.Executor
-	cl    *membership.Cluster
-	rd    *reader
-	disk  *diskGuard
+	// watchHub serves watches from the store's writes (watch.go).
+	watchHub *watch.Hub
+	cl       *membership.Cluster
+	rd       *reader
+	disk     *diskGuard
 	// tr carries raft messages to and from the other members; peers keeps
 	// its member list in step with the cluster's.
 	tr    peerTransport
@@ -156,6 +159,7 @@ func (s *Server) Stop() {
 		s.node.Stop()
 		s.bg.Wait()
 		s.deadlines.stop()
+		s.watchHub.Close()
 		s.kv.Close()
 		if err := s.be.Close(); err != nil {
 			s.lg.Warn("failed to close backend", zap.Error(err))

@@ -48,6 +48,7 @@ func (s *Server) installSnapshot(sn raftpb.Snapshot) error {
 	if err := s.kv.Reload(); err != nil {
 		return fmt.Errorf("rebuild store from snapshot %d: %w", index, err)
 	}
+	s.watchHub.Restore() // watchers resynchronise from the new backend
 	if ci := s.kv.ConsistentIndex(); ci != index {
 		// etcd checks this only under ETCD_VERIFY; a mismatch means the
 		// leader sent a database that does not match the snapshot.

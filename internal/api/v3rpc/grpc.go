@@ -31,6 +31,9 @@ type Options struct {
 	KeepaliveMinTime, KeepaliveInterval, KeepaliveTimeout time.Duration
 	// StorageVersion is reported in snapshot streams.
 	StorageVersion string
+	// ElectionTimeout paces the check that ends the streams of clients
+	// requiring a leader while there is none (default 1s).
+	ElectionTimeout time.Duration
 }
 
 // grpcOverheadBytes is the room above --max-request-bytes that a gRPC
@@ -38,7 +41,8 @@ type Options struct {
 const grpcOverheadBytes = 512 * 1024
 
 // NewServer builds the gRPC server with etcd's services registered. Services
-// cairn does not serve yet (Watch, Auth) answer codes.Unimplemented.
+// cairn does not serve yet (Auth; Watch when m is no WatchMember) answer
+// codes.Unimplemented.
 func NewServer(m Member, o Options) *grpc.Server {
 	var opts []grpc.ServerOption
 	if o.TLS != nil {
@@ -62,14 +66,14 @@ func NewServer(m Member, o Options) *grpc.Server {
 	}
 	// A learner refuses first, as etcd's interceptor checks in that order.
 	lunary, lstream := learnerInterceptors(m)
-	unary, stream := leaderInterceptors(m)
+	unary, stream := leaderInterceptors(m, newLeaderMonitor(m, o.ElectionTimeout))
 	opts = append(opts, grpc.ChainUnaryInterceptor(lunary, unary), grpc.ChainStreamInterceptor(lstream, stream))
 	gs := grpc.NewServer(opts...)
 	hdr := header{m: m}
 	pb.RegisterKVServer(gs, &kvServer{hdr: hdr, m: m, maxTxnOps: int(o.MaxTxnOps)})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{lg: o.Logger, hdr: hdr, m: m, storageVersion: o.StorageVersion})
 	pb.RegisterClusterServer(gs, &clusterServer{hdr: hdr, m: m})
-	pb.RegisterWatchServer(gs, &pb.UnimplementedWatchServer{})
+	pb.RegisterWatchServer(gs, newWatchServer(m, o.Logger))
 	registerLease(gs, m, hdr, o.Logger)
 	pb.RegisterAuthServer(gs, &authServer{hdr: hdr})
 	hs := health.NewServer()

@@ -21,8 +21,9 @@ func requiresLeader(ctx context.Context) bool {
 }
 
 // leaderInterceptors refuse, as etcd does, every request that requires a
-// leader while this member has none.
-func leaderInterceptors(m Member) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+// leader while this member has none; mon ends such streams when the leader
+// is gone for long.
+func leaderInterceptors(m Member, mon *leaderMonitor) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if m.Leader() == 0 && requiresLeader(ctx) {
 			return nil, rpctypes.ErrGRPCNoLeader
@@ -30,10 +31,15 @@ func leaderInterceptors(m Member) (grpc.UnaryServerInterceptor, grpc.StreamServe
 		return h(ctx, req)
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		if m.Leader() == 0 && requiresLeader(ss.Context()) {
+		if !requiresLeader(ss.Context()) {
+			return h(srv, ss)
+		}
+		if m.Leader() == 0 {
 			return rpctypes.ErrGRPCNoLeader
 		}
-		return h(srv, ss)
+		ls := mon.add(ss)
+		defer mon.remove(ls)
+		return h(srv, ls)
 	}
 	return unary, stream
 }

@@ -26,6 +26,7 @@ type Printer interface {
 	Put(clientv3.PutResponse) error
 	Del(clientv3.DeleteResponse) error
 	Txn(clientv3.TxnResponse) error
+	Watch(clientv3.WatchResponse) error
 
 	EndpointHealth([]EndpointHealth) error
 	EndpointStatus([]EndpointStatus) error
@@ -150,6 +151,7 @@ func (u unsupported) Get(clientv3.GetResponse) error               { return u.er
 func (u unsupported) Put(clientv3.PutResponse) error               { return u.err() }
 func (u unsupported) Del(clientv3.DeleteResponse) error            { return u.err() }
 func (u unsupported) Txn(clientv3.TxnResponse) error               { return u.err() }
+func (u unsupported) Watch(clientv3.WatchResponse) error           { return u.err() }
 func (u unsupported) EndpointHealth([]EndpointHealth) error        { return u.err() }
 func (u unsupported) EndpointStatus([]EndpointStatus) error        { return u.err() }
 func (u unsupported) EndpointHashKV([]EndpointHashKV) error        { return u.err() }
