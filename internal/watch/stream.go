@@ -399,6 +399,8 @@ func (s *Stream) tryProgressAll() error {
 // sendEvents sends evs of w (fragmented if w asked for it).
 func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
 	resp := &pb.WatchResponse{Header: s.header(rev), WatchId: w.id, Events: evs}
+	done := s.h.holdSend()
+	defer done()
 	var err error
 	if w.fragment {
 		err = sendFragments(resp, s.h.cfg.FragmentBytes, s.send)
