@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,13 +51,14 @@ type Config struct {
 	SweepInterval time.Duration
 	// PassInterval bounds how long a busy stream waits between sending
 	// passes. A stream that was idle sends at once; while events keep
-	// coming it waits 1ms, then twice as long each pass up to this bound,
-	// and each watcher's response then holds every revision that came
-	// meanwhile. Responses cost clients and the server more than events
-	// do: at 1,000 revisions a second to 1,000 watchers, 50ms gives ~50
-	// events per response and halves both sides' CPU (the writes that share
-	// the machine go faster), for at most that much added latency on busy
-	// streams only. 0 sends every revision as it comes. Must be >= 0.
+	// coming it waits 1ms, then twice as long each pass, up to 0.5ms per
+	// response its last pass sent and at most this, and each watcher's
+	// response then holds every revision that came meanwhile. Responses
+	// cost clients and the server more than events do: at 1,000 revisions
+	// a second to 1,000 watchers (100 per stream), 50ms gives ~50 events
+	// per response and halves both sides' CPU, so writes sharing the
+	// machine go faster; a stream of one busy watcher waits at most 0.5ms.
+	// 0 sends every revision as it comes. Must be >= 0.
 	PassInterval time.Duration
 	// Logger for operational logs. Default zap.NewNop().
 	Logger *zap.Logger
@@ -137,6 +139,10 @@ type Hub struct {
 	eventsSent, pending     atomic.Int64
 	movedAside              atomic.Int64
 
+	// sendSlots bounds how many streams send events at once (see
+	// holdSend).
+	sendSlots chan struct{}
+
 	stopc, donec chan struct{}
 	closeOnce    sync.Once
 }
@@ -152,7 +158,8 @@ func NewHub(st Store, cfg Config) (*Hub, error) {
 		lg = zap.NewNop()
 	}
 	h := &Hub{cfg: cfg, lg: lg, st: st, single: make(map[string]*group),
-		stopc: make(chan struct{}), donec: make(chan struct{})}
+		sendSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		stopc:     make(chan struct{}), donec: make(chan struct{})}
 	h.rev.Store(st.Rev())
 	go h.sweepLoop()
 	return h, nil
@@ -657,3 +664,39 @@ func jitter(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// holdSend takes one of the hub's send slots for one event response: at
+// most half the CPUs' worth of streams send events at once, so that however
+// many watchers there are, the goroutines of writes (and of everything
+// else) find a CPU without queueing behind theirs; watchers fall behind
+// instead, and their responses grow. A send keeps its slot at most
+// sendSlotHold (a client that stops reading blocks its send, not the
+// others'), and a stream waits at most that long for a slot before it
+// sends without one. The returned function ends the hold.
+func (h *Hub) holdSend() func() {
+	select {
+	case h.sendSlots <- struct{}{}:
+	default:
+		t := time.NewTimer(sendSlotHold)
+		select {
+		case h.sendSlots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return func() {}
+		}
+	}
+	var released atomic.Bool
+	release := func() {
+		if released.CompareAndSwap(false, true) {
+			<-h.sendSlots
+		}
+	}
+	t := time.AfterFunc(sendSlotHold, release)
+	return func() {
+		t.Stop()
+		release()
+	}
+}
+
+// sendSlotHold bounds how long a send holds a slot, and waits for one.
+const sendSlotHold = 100 * time.Millisecond

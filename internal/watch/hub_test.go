@@ -309,3 +309,30 @@ func restoreFromSnapshot(t *testing.T, compactAt int64) {
 		}
 	}
 }
+
+// A client that stops reading keeps no send slot for long: the other
+// streams' events go on flowing.
+func TestStalledClientHoldsNoSlot(t *testing.T) {
+	e := newEnv(t, nil)
+	stalled, other := e.newClient(), e.newClient()
+	for _, c := range []*client{stalled, other} {
+		c.s.Create(create("k", "", 0))
+		c.waitN(t, 1)
+	}
+	stalled.block(true)
+	e.write(put("k", "0")) // the stalled stream's send now blocks
+	other.waitN(t, 2)
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	for i := 1; i <= 20; i++ {
+		e.write(put("k", fmt.Sprint(i)))
+		other.waitFor(t, "the event", func(rs []*pb.WatchResponse) bool {
+			evs, _ := eventsOf(rs, 0)
+			return len(evs) == i+1
+		})
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("20 events to a reading client took %v beside a stalled one", d)
+	}
+	stalled.block(false)
+}

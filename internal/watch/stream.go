@@ -44,7 +44,13 @@ type Stream struct {
 	progressSeen int64
 	// revWaiting: s is in the hub's revWaiters. Protected by Hub.mu.
 	revWaiting bool
+	// sent counts the responses of the current pass.
+	sent int
 }
+
+// waitPerResponse is how much longer a busy stream may wait between passes
+// per response its last pass sent (up to PassInterval).
+const waitPerResponse = 500 * time.Microsecond
 
 type requestKind int
 
@@ -140,13 +146,17 @@ func (s *Stream) Run() error {
 			}
 		}
 		start := time.Now()
+		s.sent = 0
 		did, err := s.pass()
 		if err != nil {
 			return err
 		}
 		if did {
+			// The more responses a pass sends, the longer the next one may
+			// wait to fill them: one watcher's stream stays near real time.
 			lastPass = start
-			wait = min(max(2*wait, time.Millisecond), s.h.cfg.PassInterval)
+			limit := min(s.h.cfg.PassInterval, time.Duration(s.sent)*waitPerResponse)
+			wait = min(max(2*wait, time.Millisecond), limit)
 		}
 		if s.progressAll {
 			if err := s.tryProgressAll(); err != nil {
@@ -389,6 +399,8 @@ func (s *Stream) tryProgressAll() error {
 // sendEvents sends evs of w (fragmented if w asked for it).
 func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
 	resp := &pb.WatchResponse{Header: s.header(rev), WatchId: w.id, Events: evs}
+	done := s.h.holdSend()
+	defer done()
 	var err error
 	if w.fragment {
 		err = sendFragments(resp, s.h.cfg.FragmentBytes, s.send)
@@ -396,6 +408,7 @@ func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
 		err = s.send(resp)
 	}
 	if err == nil {
+		s.sent++
 		w.sentSinceTick = true
 		s.h.eventsSent.Add(int64(len(evs)))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -215,6 +217,20 @@ func watchScript(t *testing.T, m *framework.Member) string {
 		rs := all.responses()
 		return rs[len(rs)-1].IsProgressNotify()
 	})
+	// etcd's watch metrics, described alike.
+	resp, err := http.Get(m.Client + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"watch_stream_total", "watcher_total", "slow_watcher_total", "events_total", "pending_events_total"} {
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "# HELP etcd_debugging_mvcc_"+name+" ") || strings.HasPrefix(l, "# TYPE etcd_debugging_mvcc_"+name+" ") {
+				fmt.Fprintln(&out, l)
+			}
+		}
+	}
 	for _, w := range []struct {
 		name string
 		r    *recorder
