@@ -91,7 +91,7 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 	select {
 	case sig := <-sigc:
 		lg.Info("received signal; shutting down", zap.String("signal", sig.String()))
-		m.stop()
+		m.stopGracefully()
 		signal.Reset(sig)
 		if p, err := os.FindProcess(os.Getpid()); err == nil {
 			p.Signal(sig)
@@ -382,6 +382,22 @@ func (m *member) stopRemoved(err error) int {
 		return 1
 	}
 	return 0
+}
+
+// stopGracefully stops as stop does, but a leader first hands leadership
+// to a connected voter (etcd does the same on SIGTERM), between closing the
+// client listeners and the peer ones, which the handover needs.
+func (m *member) stopGracefully() {
+	for _, c := range m.clients {
+		c.close()
+	}
+	if m.gw != nil {
+		m.gw.Close()
+	}
+	if m.srv != nil {
+		m.srv.TransferLeadershipOnShutdown()
+	}
+	m.stop()
 }
 
 // stop closes the listeners, then the server.

@@ -269,3 +269,36 @@ func TestFiveMembersLoseTwo(t *testing.T) {
 		cl.Close()
 	}
 }
+
+// A leader stopped with SIGTERM hands leadership to a connected voter before
+// it exits, as etcd does, so the others have a leader at once instead of
+// after an election timeout (set to 5 s here, so the difference is plain).
+func TestGracefulStopHandsOverLeadership(t *testing.T) {
+	for _, tg := range clusterTargets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			c := framework.NewCluster(t, []string{tg.bin}, 3,
+				"--heartbeat-interval", "100", "--election-timeout", "5000")
+			c.Start(60 * time.Second)
+			lead := c.Leader(30 * time.Second)
+			old := c.Members[lead]
+			old.Stop()
+			stopped := time.Now()
+			next := c.Leader(30 * time.Second)
+			if took := time.Since(stopped); took > 2500*time.Millisecond {
+				t.Fatalf("a new leader took %v after the old one stopped; an election timeout is 5s, so leadership was not handed over", took)
+			}
+			if next == lead {
+				t.Fatalf("the stopped member %s still leads", old.Name)
+			}
+			if log := old.Log(); !strings.Contains(log, "leadership transfer finished") {
+				t.Errorf("the stopped leader did not log the handover:\n%s", log[max(0, len(log)-3000):])
+			}
+			// The cluster goes on with two members.
+			cl := c.Members[next].Client3()
+			defer cl.Close()
+			if _, err := cl.Put(ctxT(t), "after", "handover"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
