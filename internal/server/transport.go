@@ -57,7 +57,8 @@ func newTransport(s *Server, cfg Config, cl *membership.Cluster) (peerTransport,
 // saveSnapshotDB makes a database received with a snapshot durable as
 // <index>.snap.db, and checks it before raft hears of the snapshot: a file
 // bbolt cannot open, or whose consistent index is not the snapshot's, is
-// removed and refused, so a bad upload is never installed (the leader
+// removed and refused (as is one cut short or garbled: backend.VerifyFile),
+// so a bad upload is never installed (the leader
 // sends a new one).
 func (s *Server) saveSnapshotDB(r io.Reader, index uint64) (int64, error) {
 	n, err := s.store.ss.SaveDBFrom(r, index)
@@ -76,6 +77,9 @@ func (s *Server) saveSnapshotDB(r io.Reader, index uint64) (int64, error) {
 }
 
 func checkSnapshotDB(path string, index uint64) error {
+	if err := backend.VerifyFile(path); err != nil {
+		return fmt.Errorf("received snapshot database: %w", err)
+	}
 	f, err := backend.OpenFile(path, 10*time.Second)
 	if err != nil {
 		return fmt.Errorf("received snapshot database: %w", err)
