@@ -98,6 +98,7 @@ type Server struct {
 
 	leaderChangedAt atomic.Int64  // unix nanos of the last leader change
 	readyc          chan struct{} // closed once attributes are published
+	installs        broadcast     // fires on every snapshot install
 	stopping        chan struct{}
 	deadlines       *sharedDeadline // bounds proposals' waits
 	stopOnce        sync.Once
@@ -249,39 +250,6 @@ func (s *Server) PeerActiveSince(id uint64) time.Time {
 
 // Config returns the server's configuration.
 func (s *Server) Config() Config { return s.cfg }
-
-// publish proposes this member's attributes (name, client URLs) until they
-// are applied, then marks the server ready, like etcd's publishV3.
-func (s *Server) publish() {
-	for {
-		// A fresh request per attempt: an earlier attempt's entry may still
-		// be applied, and the applier may be reading its request.
-		req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
-			Member_ID:        s.ID(),
-			MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: s.cfg.ClientURLs},
-		}}
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
-		_, err := s.propose(ctx, req)
-		cancel()
-		if err == nil {
-			s.lg.Info("published local member to cluster through raft",
-				zap.String("local-member-id", membership.FormatID(s.ID())),
-				zap.String("cluster-id", membership.FormatID(s.ClusterID())))
-			close(s.readyc)
-			s.decideClusterVersion()
-			return
-		}
-		if errors.Is(err, ErrStopped) {
-			return
-		}
-		s.lg.Warn("failed to publish local member to cluster through raft", zap.Error(err))
-		select {
-		case <-s.stopping:
-			return
-		default:
-		}
-	}
-}
 
 // decideClusterVersion sets the cluster version once, as etcd's leader does
 // after its first commit: cairn only ever decides 3.6.0, the version every

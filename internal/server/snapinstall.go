@@ -65,6 +65,7 @@ func (s *Server) installSnapshot(sn raftpb.Snapshot) error {
 	s.confState.set(sn.Metadata.ConfState)
 	s.snapshotIndex.Store(index)
 	s.applied.Trigger(index)
+	s.installs.fire()
 	s.lg.Info("applied snapshot", zap.Uint64("snapshot-index", index), zap.Duration("took", time.Since(start)))
 	return nil
 }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,10 +84,46 @@ func TestCatchUpBySnapshot(t *testing.T) {
 			if tc.bins[2] == cairn && !lagger.WaitLog("applied snapshot", time.Second) {
 				t.Fatalf("the lagging member did not catch up by snapshot:\n%s", lagger.Log())
 			}
+			if tc.bins[2] == cairn {
+				// Its publish entry was in the snapshot more often than not:
+				// the member is ready at the install, not a request timeout
+				// (7 s here) later when its proposal's waiter gives up.
+				installed := logTime(t, lagger.Log(), "applied snapshot", time.Time{})
+				// (the log holds the member's first run too)
+				restarted := logTime(t, lagger.Log(), "received signal; shutting down", time.Time{})
+				published := logTime(t, lagger.Log(), "published local member to cluster through raft", restarted)
+				if d := published.Sub(installed); d > 3*time.Second {
+					t.Errorf("published %v after the snapshot was installed", d)
+				}
+			}
 			lagger.Stop()
 			lagger.Start()
 			lagger.WaitReady(60 * time.Second)
 			sameState(t, c)
 		})
 	}
+}
+
+// logTime is the time of the first log line, not before after, whose
+// message is msg.
+func logTime(t *testing.T, log, msg string, after time.Time) time.Time {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		var l struct {
+			TS  string `json:"ts"`
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Msg != msg {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, l.TS)
+		if err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if !ts.Before(after) {
+			return ts
+		}
+	}
+	t.Fatalf("no log line %q", msg)
+	return time.Time{}
 }
