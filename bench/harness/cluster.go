@@ -24,8 +24,15 @@ type cluster struct {
 	endpoints []string
 	cli       *clientv3.Client // all endpoints
 
+	// procs, root and extra are what startCluster launched the members
+	// with; members joining later (grow-shrink) get the same.
+	procs *procSet
+	root  string
+	extra []string
+
 	mu     sync.Mutex
-	killed map[int]bool // members killed on purpose (leader-kill)
+	killed map[int]bool   // members killed or removed on purpose
+	joined map[uint64]int // member ID → index in members, for members added by the run
 }
 
 // startCluster starts n members of sys and waits, up to readyTimeout, for
@@ -34,7 +41,7 @@ type cluster struct {
 // one of notSupportedRefusals makes the cluster "not supported".
 func startCluster(ctx context.Context, procs *procSet, sys System, root string, ips []string, extra []string,
 	readyTimeout time.Duration) (*cluster, error) {
-	c := &cluster{sys: sys, killed: map[int]bool{}}
+	c := &cluster{sys: sys, killed: map[int]bool{}, procs: procs, root: root, extra: extra}
 	var peers, initial []string
 	for i, ip := range ips {
 		s, peer, err := newServer(sys, root, ip)

@@ -205,6 +205,7 @@ func workloads(sz Sizes) []workload {
 		put3mWorkload("put-3m-100c", 100, 10, sz.Put3m100),
 		put3mWorkload("put-3m-1000c", 1000, 100, sz.Put3m1000),
 		leaderKillWorkload(sz),
+		growShrinkWorkload(sz),
 		watchFanoutWorkload(sz),
 		v2Workloads(sz)[0],
 		v2Workloads(sz)[1],
