@@ -125,8 +125,8 @@ type v2Step struct {
 func s(args ...string) v2Step { return v2Step{args: args} }
 
 func (st v2Step) with(env ...string) v2Step { st.env = env; return st }
-func (st v2Step) in(stdin string) v2Step   { st.stdin = stdin; return st }
-func (st v2Step) need(what string) v2Step  { st.needs = what; return st }
+func (st v2Step) in(stdin string) v2Step    { st.stdin = stdin; return st }
+func (st v2Step) need(what string) v2Step   { st.needs = what; return st }
 
 func bgWatch(bg []string, fg [][]string, waitAfter ...int) v2Step {
 	return v2Step{bg: bg, fg: fg, waitAfter: waitAfter, needs: "watch"}
@@ -517,4 +517,3 @@ func TestV2CompatCairn(t *testing.T) {
 	ref.ep, ours.ep = ref.member.Client, ours.member.Client
 	runV2Differential(t, ref, ours)
 }
-
