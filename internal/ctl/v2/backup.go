@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +116,10 @@ func backup(o backupOptions) error {
 	if srcSnap != nil {
 		walsnap = wal.Snapshot{Index: srcSnap.Metadata.Index, Term: srcSnap.Metadata.Term}
 		if _, _, version, err = membership.UnmarshalV2Snapshot(srcSnap.Data); err != nil {
-			return fmt.Errorf("backup: %s holds v2 data cairn cannot carry over (an etcd 3.4 or older data dir?): %w", srcSnapDir, err)
+			return fmt.Errorf("backup: %s: %w", srcSnapDir, err)
+		}
+		if hasEtcdV2Keys(srcSnap.Data) {
+			return fmt.Errorf("backup: %s holds etcd's own v2 keys (an etcd 3.4 or older data dir): %w", srcSnapDir, errEtcdV2)
 		}
 	}
 	w, err := wal.OpenForRead(lg, srcWALDir, walsnap)
@@ -147,6 +151,23 @@ func backup(o backupOptions) error {
 		term = termOf(ci, walsnap, ents)
 	}
 
+	var kept []raftpb.Entry
+	for _, e := range ents {
+		if err := refuseEtcdV2(e); err != nil {
+			return fmt.Errorf("backup: wal entry %d: %w", e.Index, err)
+		}
+		if e.Index <= ci {
+			continue
+		}
+		blank, err := blankEntry(e, o.withV3)
+		if err != nil {
+			return fmt.Errorf("backup: wal entry %d: %w", e.Index, err)
+		}
+		if blank {
+			e = raftpb.Entry{Term: e.Term, Index: e.Index, Type: raftpb.EntryNormal}
+		}
+		kept = append(kept, e)
+	}
 	nodeID, clusterID := randomID(), randomID()
 	self := &membership.Member{ID: nodeID, Attributes: membership.Attributes{Name: backupMemberName},
 		RaftAttributes: membership.RaftAttributes{PeerURLs: []string{backupPeerURL}}}
@@ -169,20 +190,6 @@ func backup(o backupOptions) error {
 		return fmt.Errorf("backup: write snapshot: %w", err)
 	}
 
-	var kept []raftpb.Entry
-	for _, e := range ents {
-		if e.Index <= ci {
-			continue
-		}
-		blank, err := blankEntry(e, o.withV3)
-		if err != nil {
-			return fmt.Errorf("backup: wal entry %d: %w", e.Index, err)
-		}
-		if blank {
-			e = raftpb.Entry{Term: e.Term, Index: e.Index, Type: raftpb.EntryNormal}
-		}
-		kept = append(kept, e)
-	}
 	md, err := (&pb.Metadata{NodeID: nodeID, ClusterID: clusterID}).Marshal()
 	if err != nil {
 		return err
@@ -204,6 +211,54 @@ func backup(o backupOptions) error {
 		return err
 	}
 	return nw.Close()
+}
+
+// errEtcdV2 refuses data dirs whose v2 keys live in etcd's own v2 store
+// (etcd 3.4 and older): cairn keeps its v2 tree in the backend, and the
+// backup does not translate etcd's yet.
+var errEtcdV2 = errors.New("cairnctl backup carries cairn's v2 data, not etcd's v2 store; back it up with etcd 3.4's etcdctl")
+
+// refuseEtcdV2 fails on a WAL entry that writes a key of etcd's own v2
+// store (an etcd 3.4 data dir): a bare v2 Request, or one inside an
+// InternalRaftRequest, on a path under /1 (user keys; /0 is membership).
+func refuseEtcdV2(e raftpb.Entry) error {
+	if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
+		return nil
+	}
+	var path, method string
+	var req pb.InternalRaftRequest
+	if err := req.Unmarshal(e.Data); err == nil {
+		if req.V2 == nil {
+			return nil
+		}
+		path, method = req.V2.Path, req.V2.Method
+	} else {
+		var v2 pb.Request
+		if err := v2.Unmarshal(e.Data); err != nil {
+			return fmt.Errorf("neither an etcd v3 nor v2 request: %w", err)
+		}
+		path, method = v2.Path, v2.Method
+	}
+	if strings.HasPrefix(path, "/0/") || path == "/0" || method == "SYNC" || method == "QGET" || method == "GET" {
+		return nil
+	}
+	return fmt.Errorf("an etcd v2 store write (%s %s): %w", method, path, errEtcdV2)
+}
+
+// hasEtcdV2Keys says whether a .snap's v2 store holds user keys (under
+// /1), as etcd 3.4 writes them; cairn's .snap files hold membership only.
+func hasEtcdV2Keys(data []byte) bool {
+	var st struct {
+		Root struct {
+			Children map[string]struct {
+				Children map[string]json.RawMessage
+			}
+		}
+	}
+	if json.Unmarshal(data, &st) != nil {
+		return false
+	}
+	return len(st.Root.Children["1"].Children) > 0
 }
 
 // termOf finds the term of entry index.
@@ -233,14 +288,11 @@ func blankEntry(e raftpb.Entry, withV3 bool) (bool, error) {
 	}
 	var req pb.InternalRaftRequest
 	if err := req.Unmarshal(e.Data); err != nil {
-		return false, fmt.Errorf("not an etcd request (an etcd 2 data dir?): %w", err)
+		return true, nil // a bare v2 request on membership (refuseEtcdV2 ran first)
 	}
 	switch {
 	case req.V2 != nil:
-		if strings.HasPrefix(req.V2.Path, "/0/") {
-			return true, nil // etcd's membership bookkeeping in its v2 store
-		}
-		return false, fmt.Errorf("an etcd v2 store write (%s %s): cairnctl backup carries cairn's v2 data, not etcd 3.4's", req.V2.Method, req.V2.Path)
+		return true, nil // etcd's membership bookkeeping (refuseEtcdV2 ran first)
 	case req.ClusterMemberAttrSet != nil:
 		return true, nil
 	case req.Txn != nil && v2store.FromCarrier(req.Txn) != nil:
