@@ -52,6 +52,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func (a *app) main(args []string) int {
 	a.args = args
+	if code, ok := a.runV2(args); ok {
+		return code
+	}
 	cobra.EnablePrefixMatching = true
 	root := a.newRoot()
 	if err := unknownCommand(root, args); err != nil {

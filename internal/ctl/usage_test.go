@@ -36,7 +36,7 @@ func TestUnknownCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ls"}, "Error: unknown command \"ls\" for \"etcdctl\"\n" + run},
+		{[]string{"lsx"}, "Error: unknown command \"lsx\" for \"etcdctl\"\n" + run}, // "ls" is v2's (apiv2.go)
 		{[]string{"gett"}, "Error: unknown command \"gett\" for \"etcdctl\"\n\nDid you mean this?\n\tget\n\n" + run},
 		// etcdctl's commands count, even those cairnctl lacks, in etcdctl's order
 		{[]string{"putt", "a"}, "Error: unknown command \"putt\" for \"etcdctl\"\n\nDid you mean this?\n\tput\n\tauth\n\n" + run},
