@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -103,4 +104,53 @@ func TestDiscoveryV3MixedWithEtcd(t *testing.T) {
 		e := failedDiscovery(t, discoveryMember(t, ref.Etcd, "x", f...))
 		sameExitLines(t, tc.token, c, e, tc.want)
 	}
+
+	// Two registrations naming one peer URL: both members refuse the
+	// discovered cluster, under cairn as under etcd.
+	var errs []string
+	var dupPair []*framework.Member
+	for i, bin := range []string{framework.Cairn(t), ref.Etcd} {
+		token := fmt.Sprintf("dup%d", i)
+		putKey(t, disc, "/_etcd/registry/"+token+"/_config/size", "2")
+		a := discoveryMember(t, bin, "a")
+		b := discoveryMember(t, bin, "b")
+		if i > 0 { // the same URLs, so the texts can be compared
+			prevA, prevB := dupPair[0], dupPair[1]
+			a.Client, a.Peer, b.Client, b.Peer = prevA.Client, prevA.Peer, prevB.Client, prevB.Peer
+		}
+		dupPair = []*framework.Member{a, b}
+		f := []string{"--discovery-token", token, "--discovery-endpoints", disc.Client}
+		a.OverrideArgs = append([]string{"--name", "a", "--data-dir", a.DataDir,
+			"--listen-client-urls", a.Client, "--advertise-client-urls", a.Client,
+			"--listen-peer-urls", a.Peer, "--initial-advertise-peer-urls", a.Peer}, f...)
+		b.OverrideArgs = append([]string{"--name", "b", "--data-dir", b.DataDir,
+			"--listen-client-urls", b.Client, "--advertise-client-urls", b.Client,
+			"--listen-peer-urls", b.Peer, "--initial-advertise-peer-urls", a.Peer + "," + b.Peer}, f...)
+		a.Start()
+		b.Start()
+		for _, m := range []*framework.Member{a, b} {
+			if code := waitExit(t, m, 60*time.Second); code != 1 {
+				t.Fatalf("%s with a duplicate URL exited %d\n%s", bin, code, m.Log())
+			}
+		}
+		errs = append(errs, discoveryFailedError(t, a.Log()))
+	}
+	want := fmt.Sprintf("discovery cluster a=%s,b=%s,b=%s has duplicate url", dupPair[0].Peer, dupPair[0].Peer, dupPair[1].Peer)
+	if errs[0] != want || errs[1] != want {
+		t.Fatalf("duplicate URL: cairn %q, etcd %q, want %q", errs[0], errs[1], want)
+	}
+}
+
+// discoveryFailedError is the error of the "discovery failed" line of a log.
+func discoveryFailedError(t *testing.T, log string) string {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil && e["msg"] == "discovery failed" {
+			s, _ := e["error"].(string)
+			return s
+		}
+	}
+	t.Fatalf("no \"discovery failed\" line in:\n%s", log)
+	return ""
 }
