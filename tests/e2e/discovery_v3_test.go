@@ -135,7 +135,8 @@ func TestDiscoveryV3MixedWithEtcd(t *testing.T) {
 		}
 		errs = append(errs, discoveryFailedError(t, a.Log()))
 	}
-	want := fmt.Sprintf("discovery cluster a=%s,b=%s,b=%s has duplicate url", dupPair[0].Peer, dupPair[0].Peer, dupPair[1].Peer)
+	bURLs := sortedStrings([]string{dupPair[0].Peer, dupPair[1].Peer})
+	want := fmt.Sprintf("discovery cluster a=%s,b=%s,b=%s has duplicate url", dupPair[0].Peer, bURLs[0], bURLs[1])
 	if errs[0] != want || errs[1] != want {
 		t.Fatalf("duplicate URL: cairn %q, etcd %q, want %q", errs[0], errs[1], want)
 	}
