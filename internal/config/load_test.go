@@ -375,7 +375,8 @@ func TestCheckSupported(t *testing.T) {
 		{[]string{"--feature-gates=AllAlpha=true"}, "--feature-gates=SetMemberLocalAddr=true"},
 		{[]string{"--feature-gates=TxnModeWriteWithSharedBuffer=false"}, "--feature-gates=TxnModeWriteWithSharedBuffer=false"},
 		{[]string{"--v2-deprecation=gone"}, ""},
-		{[]string{"--peer-cert-file=/x", "--discovery-srv=x"}, "--discovery-srv"},
+		{[]string{"--peer-cert-file=/x", "--discovery-srv=x"}, ""}, // discovery is served
+		{[]string{"--discovery-token=t", "--discovery-endpoints=http://127.0.0.1:1", "--discovery-user=u"}, ""},
 		{[]string{"--auto-tls", "--self-signed-cert-validity=3", "--client-crl-file=/x"}, ""},
 		{[]string{"--enable-grpc-gateway=false"}, ""}, // the gateway can be turned off
 	}

@@ -16,11 +16,6 @@ import (
 // alias counts as its new name; an --experimental-* bool that became a
 // feature gate counts as feature-gates.
 var NotYetSupported = []string{
-	"discovery", "discovery-token", "discovery-endpoints", "discovery-dial-timeout",
-	"discovery-request-timeout", "discovery-keepalive-time", "discovery-keepalive-timeout",
-	"discovery-insecure-transport", "discovery-insecure-skip-tls-verify", "discovery-cert",
-	"discovery-key", "discovery-cacert", "discovery-user", "discovery-password",
-	"discovery-proxy", "discovery-srv", "discovery-srv-name",
 	"client-cert-allowed-hostname", "cipher-suites",
 	"cors", "host-whitelist", "auth-token",
 	"enable-log-rotation", "log-rotation-config-json",

@@ -30,6 +30,7 @@ import (
 	"github.com/cairnkv/cairn/internal/api/v3rpc"
 	"github.com/cairnkv/cairn/internal/compactor"
 	"github.com/cairnkv/cairn/internal/config"
+	"github.com/cairnkv/cairn/internal/discovery"
 	"github.com/cairnkv/cairn/internal/gctune"
 	"github.com/cairnkv/cairn/internal/server"
 )
@@ -59,6 +60,9 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 	defer lg.Sync()
 	boot, _ := config.BootstrapLogger()
 	config.WriteLogs(boot, lg, cfg.ParseLogs())
+	if addr := discovery.UseTestDNSServer(environ); addr != "" {
+		lg.Warn("every name lookup goes to the test DNS server", zap.String("variable", discovery.TestDNSServerEnv), zap.String("address", addr))
+	}
 
 	if !hasEnv(environ, "GOGC") {
 		// The operator's GOGC wins; otherwise give a small heap headroom.
@@ -80,6 +84,9 @@ func Main(args, environ []string, stdout, stderr io.Writer) int {
 		var sce *selfCertError
 		if errors.As(err, &sce) {
 			lg.Error("failed to get client self-signed certs", zap.Error(sce.err))
+			return 1
+		}
+		if logDiscoveryError(lg, cfg, err) {
 			return 1
 		}
 		lg.Error("discovery failed", zap.Error(err))
@@ -142,7 +149,7 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
-	return server.Config{
+	scfg := server.Config{
 		Logger:                      lg,
 		Name:                        cfg.Name,
 		DataDir:                     cfg.DataDir,
@@ -181,7 +188,9 @@ func serverConfig(cfg *config.Config, lg *zap.Logger) (server.Config, error) {
 		StrictReconfigCheck:         cfg.StrictReconfigCheck,
 		MaxLearners:                 cfg.MaxLearners,
 		WatchProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
-	}, nil
+	}
+	setDiscovery(lg, cfg, &scfg)
+	return scfg, nil
 }
 
 func urlStrings(us []url.URL) []string {
@@ -250,6 +259,10 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 	metricsLs, err := listenMetrics(cfg.ListenMetricsURLs, clientTLS)
 	if err != nil {
 		m.closeListeners(peerLs, nil)
+		return nil, err
+	}
+	if err := setSRVCluster(lg, cfg, &scfg, peerTLS); err != nil {
+		m.closeListeners(peerLs, metricsLs)
 		return nil, err
 	}
 

@@ -123,7 +123,8 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		snapIndex uint64
 		confState raftpb.ConfState
 	)
-	var known []*membership.Member // members to reach at start, before any apply
+	var known []*membership.Member      // members to reach at start, before any apply
+	bootSize := len(cfg.InitialCluster) // members of a new cluster
 	if !wal.Exist(cfg.WALPath()) {
 		members, local, err := initialMembers(cfg)
 		if err != nil {
@@ -141,10 +142,21 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			cid = membership.ComputeClusterID(ids)
 			localID = local.ID
 			if len(members) > 1 {
-				if err := checkNotBootstrapped(context.Background(), s.peerClient, cfg, localID); err != nil {
+				if err := checkNotBootstrapped(context.Background(), s.peerClient, otherPeerURLs(cfg), localID); err != nil {
 					return nil, err
 				}
 			}
+			if cfg.Discovery != nil {
+				if members, err = discoverMembers(cfg, s.peerClient, local); err != nil {
+					return nil, err
+				}
+				ids = ids[:0]
+				for _, m := range members {
+					ids = append(ids, m.ID)
+				}
+				cid = membership.ComputeClusterID(ids)
+			}
+			bootSize = len(members)
 			for _, m := range members {
 				ctx, err := membership.MarshalContext(m, false)
 				if err != nil {
@@ -154,6 +166,9 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			}
 			known = members
 		} else {
+			if cfg.DiscoveryURL != "" {
+				return nil, errDiscoveryWithExisting
+			}
 			// Joining: the running cluster's member list gives the IDs; the
 			// leader then sends the log (or a snapshot) from the start.
 			rc, err := fetchCluster(context.Background(), s.peerClient, otherPeerURLs(cfg), joinFetchTimeout)
@@ -193,6 +208,12 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	} else {
 		if cfg.NewCluster && len(cfg.InitialCluster) > 0 {
 			lg.Debug("initial cluster flags ignored: data dir already initialised")
+		}
+		if cfg.Discovery != nil {
+			lg.Warn("discovery token is ignored since cluster already initialized; valid logs are found", zap.String("wal-dir", cfg.WALPath()))
+			// The flags say nothing of the cluster's size: never take
+			// this member for a lone voter below.
+			bootSize = 2
 		}
 		walSnaps, err := wal.ValidSnapshotEntries(lg, cfg.WALPath())
 		if err != nil {
@@ -388,7 +409,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 
 	// A lone voter need not wait a whole election timeout for its first
 	// election (etcd's --initial-election-tick-advance).
-	if cfg.InitialElectionTickAdvance && len(confState.Voters) <= 1 && len(cfg.InitialCluster) <= 1 {
+	if cfg.InitialElectionTickAdvance && len(confState.Voters) <= 1 && bootSize <= 1 {
 		for i := 0; i < cfg.ElectionTicks-1; i++ {
 			rn.Tick()
 		}
@@ -437,11 +458,8 @@ func initialMembers(cfg Config) ([]*membership.Member, *membership.Member, error
 	if local == nil {
 		return nil, nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration", cfg.Name)
 	}
-	adv := slices.Clone(cfg.PeerURLs)
-	slices.Sort(adv)
-	if !slices.Equal(adv, local.PeerURLs) {
-		return nil, nil, fmt.Errorf("--initial-cluster has %s=%s but missing from --initial-advertise-peer-urls=%s",
-			cfg.Name, joinURLs(local.PeerURLs), joinURLs(adv))
+	if err := advertiseMatches(cfg, local); err != nil {
+		return nil, nil, err
 	}
 	seen := map[string]bool{}
 	for _, m := range members {
@@ -454,6 +472,37 @@ func initialMembers(cfg Config) ([]*membership.Member, *membership.Member, error
 	}
 	slices.SortFunc(members, func(a, b *membership.Member) int { return cmp.Compare(a.ID, b.ID) })
 	return members, local, nil
+}
+
+// advertiseMatches checks the advertised peer URLs against this member's
+// initial-cluster URLs (host names resolved), with etcd's texts.
+func advertiseMatches(cfg Config, local *membership.Member) error {
+	ctx, cancel := context.WithTimeout(context.Background(), advertiseResolveTimeout)
+	defer cancel()
+	adv := slices.Sorted(slices.Values(cfg.PeerURLs))
+	err := urlsMatch(ctx, adv, local.PeerURLs)
+	if err == nil {
+		return nil
+	}
+	var missing []string
+	for _, u := range local.PeerURLs {
+		if !slices.Contains(adv, u) {
+			missing = append(missing, cfg.Name+"="+u)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("--initial-cluster has %s but missing from --initial-advertise-peer-urls=%s (%w)", joinURLs(missing), joinURLs(adv), err)
+	}
+	own := map[string][]string{cfg.Name: adv}
+	for _, u := range adv {
+		if !slices.Contains(local.PeerURLs, u) {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("--initial-advertise-peer-urls has %s but missing from --initial-cluster=%s", joinURLs(missing), initialClusterString(own))
+	}
+	return fmt.Errorf("failed to resolve %s to match --initial-cluster=%s (%w)", joinURLs(adv), initialClusterString(own), err)
 }
 
 func joinURLs(urls []string) string {

@@ -47,6 +47,15 @@ type Config struct {
 	InitialClusterToken string
 	// NewCluster is true for --initial-cluster-state new.
 	NewCluster bool
+	// Discovery, when set, finds the members of a new cluster (no WAL,
+	// NewCluster): InitialCluster then holds only this member, whose ID
+	// (from PeerURLs and InitialClusterToken, which is the discovery token
+	// or URL) is registered with the discovery service, and the cluster is
+	// what Discovery returns. A restart ignores it with etcd's warning.
+	Discovery Discoverer
+	// DiscoveryURL is --discovery (v2), which etcd refuses when joining an
+	// existing cluster (NewCluster false).
+	DiscoveryURL string
 	// PeerURLs are this member's advertised peer URLs.
 	PeerURLs []string
 	// PeerTLS is the client TLS configuration for https peer URLs (nil:

@@ -120,8 +120,8 @@ func adoptIDs(cfg Config, local []*membership.Member, remote remoteCluster) ([]*
 
 // checkNotBootstrapped refuses a new-cluster bootstrap of a member a running
 // cluster already knows as started (etcd's "already bootstrapped" check).
-func checkNotBootstrapped(ctx context.Context, client *http.Client, cfg Config, localID uint64) error {
-	for _, u := range otherPeerURLs(cfg) {
+func checkNotBootstrapped(ctx context.Context, client *http.Client, peerURLs []string, localID uint64) error {
+	for _, u := range peerURLs {
 		rc, err := fetchOne(ctx, client, u, bootstrapCheckTimeout)
 		if err != nil {
 			continue

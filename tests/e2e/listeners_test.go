@@ -181,7 +181,7 @@ func TestUnsupportedFlagsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--discovery-srv", "example.com"}, "cairn does not support --discovery-srv yet"},
+		{[]string{"--socket-reuse-port"}, "cairn does not support --socket-reuse-port yet"},
 		{[]string{"--feature-gates", "SetMemberLocalAddr=true"}, "cairn does not support --feature-gates=SetMemberLocalAddr=true yet"},
 		{[]string{"--auth-token", "jwt,pub-key=x"}, "cairn does not support --auth-token yet"},
 	} {

@@ -90,6 +90,7 @@ func TestReconfigGrowAndShrinkUnderLoad(t *testing.T) {
 			follower := c.Members[(c.Leader(20*time.Second)+1)%3]
 			promoteWhenReady(t, tg.ctl, follower.Client, id4)
 			m4.WaitReady(60 * time.Second)
+			joinedBySnapshot(t, m4)
 			c.Members = append(c.Members, m4)
 
 			m5 := newMember(t, tg.bin, "m5", "127.0.0.5")
@@ -97,6 +98,7 @@ func TestReconfigGrowAndShrinkUnderLoad(t *testing.T) {
 			addMember(t, tg.ctl, via, m5, false)
 			m5.Start()
 			m5.WaitReady(60 * time.Second)
+			joinedBySnapshot(t, m5)
 			c.Members = append(c.Members, m5)
 			before := lw.count()
 			waitUntil(t, "writes with five members", func() bool { return lw.count() > before+100 })
@@ -276,11 +278,13 @@ func refusalsAndRepairs(t *testing.T, tg reconfigTarget) {
 
 	// Replacing the dead member: remove it first, then add the new one.
 	mustCtl(t, tg.ctl, via, "member", "remove", fmt.Sprintf("%x", id3))
+	writeMany(t, m1, "before-replacement/", 120)
 	m4 := newMember(t, tg.bin, "m4", "127.0.0.4")
 	logsOnFailure(t, m4)
 	addMember(t, tg.ctl, via, m4, false)
 	m4.Start()
 	m4.WaitReady(60 * time.Second)
+	joinedBySnapshot(t, m4)
 	c.Members = []*framework.Member{m1, m2, m4}
 	putThrough(t, m4, "after", "replacement")
 
@@ -331,10 +335,9 @@ func refusalsAndRepairs(t *testing.T, tg reconfigTarget) {
 // promotion to cairn), and the cairn leader is removed through that etcd
 // member, under write load. No acknowledged write is lost.
 //
-// The etcd-led part runs before any load: an etcd 3.6 leader compacts its
-// in-memory raft log every 100 applied entries (keeping
-// --snapshot-catchup-entries, but never entry 1), so past that point a new
-// member joins from a snapshot, which this test does not exercise.
+// Each added member joins from a snapshot (reconfigExtra: small
+// snapshots): the cairn learner from the etcd leader after 120 writes, the
+// etcd learner from the cairn leader under load.
 func TestReconfigMixed(t *testing.T) {
 	ref := refs.EtcdRelease(t, refs.Default)
 	cairn, cairnctl := framework.Cairn(t), framework.Cairnctl(t)
@@ -344,12 +347,14 @@ func TestReconfigMixed(t *testing.T) {
 
 	// etcd leads.
 	moveLeaderTo(t, c, 0)
+	writeMany(t, m1, "etcd-leads/", 120)
 	m4 := newMember(t, cairn, "m4", "127.0.0.4")
 	logsOnFailure(t, m1, m2, m3, m4)
 	id4 := addMember(t, cairnctl, m2.Client, m4, true)
 	m4.Start()
 	promoteWhenReady(t, cairnctl, m2.Client, id4)
 	m4.WaitReady(60 * time.Second)
+	joinedBySnapshot(t, m4)
 	c.Members = append(c.Members, m4)
 	putThrough(t, m4, "mixed/etcd-leads", "ok")
 	ctlWhenHealthy(t, cairnctl, m2.Client, "member", "remove", fmt.Sprintf("%x", memberID(t, m1)))
@@ -374,6 +379,7 @@ func TestReconfigMixed(t *testing.T) {
 	m5.Start()
 	promoteWhenReady(t, ref.Etcdctl, m3.Client, id5)
 	m5.WaitReady(60 * time.Second)
+	joinedBySnapshot(t, m5)
 	c.Members = append(c.Members, m5)
 	putThrough(t, m5, "mixed/cairn-leads", "ok")
 	ctlWhenHealthy(t, ref.Etcdctl, m3.Client, "member", "remove", fmt.Sprintf("%x", memberID(t, m2)))
