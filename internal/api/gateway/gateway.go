@@ -3,7 +3,9 @@
 // rewrites to /v3/), on the client port next to the other HTTP endpoints.
 //
 // It is the gateway etcd generates from its API (go.etcd.io/etcd/api/v3/
-// etcdserverpb/gw, run by grpc-gateway's runtime) with etcd's JSON mapping:
+// etcdserverpb/gw, run by grpc-gateway's runtime), plus routes for the lock
+// and election services doing what etcd's generated ones do
+// (concurrency.go), with etcd's JSON mapping:
 // proto field names, 64-bit integers as strings, bytes as base64, zero
 // values omitted, unknown request fields ignored, errors as
 // {"code":<grpc code>,"message":<text>} with grpc-gateway's HTTP status for
