@@ -109,6 +109,8 @@ func (a *app) newRoot() *cobra.Command {
 		a.newHashKVCommand(),
 		a.newVersionCommand(),
 		a.newWatchCommand(),
+		a.newLockCommand(),
+		a.newElectCommand(),
 	)
 	return root
 }

@@ -209,6 +209,7 @@ type member struct {
 	clients []*clientListener
 	peers   []*http.Server
 	gw      *gateway.Gateway // nil with --enable-grpc-gateway=false
+	conc    *concurrencyServices
 	errc    chan error
 }
 
@@ -285,6 +286,11 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		StorageVersion:       server.StorageVersion,
 		ElectionTimeout:      scfg.ElectionTimeout(),
 	})
+	if m.conc, err = registerConcurrency(gs, lg); err != nil {
+		m.closeListeners(peerLs, metricsLs)
+		srv.Stop()
+		return nil, err
+	}
 	ho := httpapi.Options{
 		Logger:       lg,
 		Gatherer:     reg,
@@ -303,6 +309,7 @@ func start(lg *zap.Logger, cfg *config.Config, scfg server.Config) (*member, err
 		gw, err := gateway.New(gs, gateway.Options{Logger: lg})
 		if err != nil {
 			m.closeListeners(peerLs, metricsLs)
+			m.conc.close()
 			srv.Stop()
 			return nil, err
 		}
@@ -423,6 +430,9 @@ func (m *member) stop() {
 	}
 	if m.gw != nil {
 		m.gw.Close()
+	}
+	if m.conc != nil {
+		m.conc.close()
 	}
 	if m.srv != nil {
 		m.srv.Stop()

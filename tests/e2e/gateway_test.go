@@ -75,10 +75,6 @@ var (
 	unimplemented = func(why string) *gwKnown { return &gwKnown{501, 12, why} }
 	authRPCs      = unimplemented("auth is not built yet")
 	downgrade     = unimplemented("downgrade is not built yet")
-	// etcd's gateway also serves v3lock and v3election, whose generated
-	// gateways live in etcd's server module; cairn serves neither over
-	// gRPC, so their paths are unknown to its gateway.
-	concurrencyAPI = &gwKnown{404, 5, "the v3lock and v3election services are not built"}
 	// etcd answers every OPTIONS request on the client port with 200 and
 	// CORS headers (its --cors handling wraps the whole port, not only the
 	// gateway); cairn does not act on --cors yet.
@@ -94,7 +90,7 @@ const (
 
 func gatewaySteps() []gwStep {
 	status := []string{"version", "dbSize", "dbSizeInUse", "raftIndex", "raftAppliedIndex", "raftTerm"}
-	return []gwStep{
+	steps := []gwStep{
 		// KV: Put.
 		{name: "put", path: "/v3/kv/put", body: `{"key":"Zm9v","value":"YmFy"}`},
 		{name: "put with prev_kv", path: "/v3/kv/put", body: `{"key":"Zm9v","value":"YmF6","prev_kv":true}`},
@@ -217,8 +213,44 @@ func gatewaySteps() []gwStep {
 		{name: "authenticate", path: "/v3/auth/authenticate", body: `{"name":"root","password":"x"}`},
 		{name: "auth enable", path: "/v3/auth/enable", body: `{}`, known: authRPCs},
 		{name: "user list", path: "/v3/auth/user/list", body: `{}`, known: authRPCs},
-		{name: "lock", path: "/v3/lock/lock", body: `{"name":"bG9jaw=="}`, known: concurrencyAPI},
-		{name: "election leader", path: "/v3/election/leader", body: `{"name":"ZWw="}`, known: concurrencyAPI},
+	}
+	return append(steps, concurrencySteps()...)
+}
+
+// concurrencySteps drive the lock and election services through the
+// gateway. Leases with chosen IDs (0x1000, 0x2000) make the keys
+// "<name>/<lease hex>" the same on both servers; a lease the call grants
+// itself (lease 0) has a server-chosen ID, so that key is ignored. Keys:
+// lock, lock/1000, nolock, el, el/1000, missing; values v1, v2.
+func concurrencySteps() []gwStep {
+	const leader = `{"name":"ZWw=","key":"ZWwvMTAwMA==","rev":"$LREV","lease":"4096"}`
+	return []gwStep{
+		{name: "grant lease 1000", path: "/v3/lease/grant", body: `{"TTL":"60","ID":"4096"}`},
+		{name: "grant lease 2000", path: "/v3/lease/grant", body: `{"TTL":"60","ID":"8192"}`},
+		{name: "lock on a lease", path: "/v3/lock/lock", body: `{"name":"bG9jaw==","lease":"4096"}`},
+		{name: "lock on an unknown lease", path: "/v3/lock/lock", body: `{"name":"bm9sb2Nr","lease":"12345"}`},
+		{name: "lock on a lease of its own", path: "/v3/lock/lock", body: `{"name":"bm9sb2Nr"}`, ignore: []string{"key"}},
+		{name: "lock with an empty body", path: "/v3/lock/lock", body: ``, ignore: []string{"key"}},
+		{name: "lock with a bad name", path: "/v3/lock/lock", body: `{"name":5}`},
+		{name: "unlock", path: "/v3/lock/unlock", body: `{"key":"bG9jay8xMDAw"}`},
+		{name: "unlock a missing key", path: "/v3/lock/unlock", body: `{"key":"bWlzc2luZw=="}`},
+		{name: "lock again after unlock", path: "/v3/lock/lock", body: `{"name":"bG9jaw==","lease":"8192"}`},
+		{name: "election leader, none", path: "/v3/election/leader", body: `{"name":"ZWw="}`},
+		{name: "campaign on an unknown lease", path: "/v3/election/campaign", body: `{"name":"ZWw=","lease":"12345","value":"djE="}`},
+		{name: "campaign", path: "/v3/election/campaign", body: `{"name":"ZWw=","lease":"4096","value":"djE="}`,
+			capture: "LREV=leader.rev"},
+		{name: "election leader", path: "/v3/election/leader", body: `{"name":"ZWw="}`},
+		{name: "observe, first answer", path: "/v3/election/observe", body: `{"name":"ZWw="}`, firstLine: true},
+		{name: "proclaim", path: "/v3/election/proclaim", body: `{"leader":` + leader + `,"value":"djI="}`},
+		{name: "election leader after proclaim", path: "/v3/election/leader", body: `{"name":"ZWw="}`},
+		{name: "proclaim with a stale leader", path: "/v3/election/proclaim",
+			body: `{"leader":{"name":"ZWw=","key":"ZWwvMTAwMA==","rev":"1","lease":"4096"},"value":"djI="}`},
+		{name: "proclaim without leader", path: "/v3/election/proclaim", body: `{"value":"djI="}`},
+		{name: "resign without leader", path: "/v3/election/resign", body: `{}`},
+		{name: "resign", path: "/v3/election/resign", body: `{"leader":` + leader + `}`},
+		{name: "election leader after resign", path: "/v3/election/leader", body: `{"name":"ZWw="}`},
+		{name: "resign again", path: "/v3/election/resign", body: `{"leader":` + leader + `}`},
+		{name: "campaign with a bad body", path: "/v3/election/campaign", body: `{"name":`},
 	}
 }
 

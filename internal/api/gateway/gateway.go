@@ -3,7 +3,9 @@
 // rewrites to /v3/), on the client port next to the other HTTP endpoints.
 //
 // It is the gateway etcd generates from its API (go.etcd.io/etcd/api/v3/
-// etcdserverpb/gw, run by grpc-gateway's runtime) with etcd's JSON mapping:
+// etcdserverpb/gw, run by grpc-gateway's runtime), plus routes for the lock
+// and election services doing what etcd's generated ones do
+// (concurrency.go), with etcd's JSON mapping:
 // proto field names, 64-bit integers as strings, bytes as base64, zero
 // values omitted, unknown request fields ignored, errors as
 // {"code":<grpc code>,"message":<text>} with grpc-gateway's HTTP status for
@@ -11,7 +13,7 @@
 // methods than POST 501 {"code":12,...}.
 //
 // Every request is forwarded to the member's own gRPC server over a gRPC
-// connection held in memory (memListener): the gateway sees exactly what a
+// connection held in memory (inmem.Listener): the gateway sees exactly what a
 // gRPC client sees, services cairn does not serve yet answer with the gRPC
 // server's Unimplemented error, and each service appears here as soon as the
 // gRPC server serves it. The in-memory connection needs no address, TLS
@@ -33,8 +35,9 @@ import (
 	gw "go.etcd.io/etcd/api/v3/etcdserverpb/gw"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/cairnkv/cairn/internal/api/inmem"
 )
 
 // Prefix is the path prefix the gateway serves; BetaPrefix is the older
@@ -56,7 +59,7 @@ type Options struct {
 // that connection. Close releases them.
 type Gateway struct {
 	lg     *zap.Logger
-	l      *memListener
+	l      *inmem.Listener
 	conn   *grpc.ClientConn
 	mux    *runtime.ServeMux
 	served chan struct{} // closed when gs.Serve on l returned
@@ -66,9 +69,10 @@ type Gateway struct {
 	closeErr  error
 }
 
-// registrars are etcd's generated gateway handlers, one per v3 service.
-// etcd also registers v3lock and v3election, whose gateways live in etcd's
-// server module; cairn serves neither over gRPC, so their paths answer 404.
+// registrars are the gateway's handlers, one per v3 service: etcd's
+// generated ones for the services of its API module, and cairn's for the
+// lock and election services, whose generated gateways live in etcd's
+// server module (concurrency.go).
 var registrars = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 	gw.RegisterKVHandler,
 	gw.RegisterWatchHandler,
@@ -76,6 +80,8 @@ var registrars = []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) er
 	gw.RegisterClusterHandler,
 	gw.RegisterMaintenanceHandler,
 	gw.RegisterAuthHandler,
+	registerElection,
+	registerLock,
 }
 
 // New starts a gateway in front of gs: gs is made to serve an in-memory
@@ -86,16 +92,12 @@ func New(gs *grpc.Server, o Options) (*Gateway, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	l := newMemListener()
-	conn, err := grpc.NewClient("passthrough:///"+memAddr{}.String(),
-		grpc.WithContextDialer(l.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// A Range or a snapshot chunk may be as large as the server
-		// sends (its limit is math.MaxInt32).
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
-	)
+	l := inmem.New()
+	// A Range or a snapshot chunk may be as large as the server sends (its
+	// limit is math.MaxInt32).
+	conn, err := l.ClientConn(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 	if err != nil {
-		return nil, fmt.Errorf("gateway: client connection: %w", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard,
 		&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
