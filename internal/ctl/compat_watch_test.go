@@ -183,7 +183,7 @@ func runWatch(t *testing.T, bin, ep string, k watchCase) result {
 	args := append([]string{"--endpoints=" + ep}, k.args...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, k.env...)
-	var out, errb bytes.Buffer
+	var out, errb lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdin io.WriteCloser
@@ -203,13 +203,17 @@ func runWatch(t *testing.T, bin, ep string, k watchCase) result {
 	if stdin != nil {
 		_, _ = io.WriteString(stdin, k.stdin)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		e := cmd.Wait()
+		close(exited)
+		done <- e
+	}()
 	var err error
 	if k.stop > 0 {
 		select {
 		case err = <-done:
-		case <-time.After(k.stop):
+		case <-settled(&out, &errb, k.stop, exited):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group: exec'd commands too
 			err = <-done
 		}
@@ -226,4 +230,62 @@ func runWatch(t *testing.T, bin, ep string, k watchCase) result {
 		t.Errorf("run %s: %v", bin, err)
 	}
 	return result{stdout: out.Bytes(), stderr: errb.Bytes(), code: code}
+}
+
+// settled closes its channel once a watch that never ends by itself has
+// printed what it will: its output has not changed for quiet, and it has
+// printed something or silentFloor has passed (on a loaded machine the
+// process may take longer than quiet to start and connect). A fixed window
+// made the test flaky under load.
+func settled(out, errb *lockedBuffer, quiet time.Duration, exited <-chan struct{}) <-chan struct{} {
+	const silentFloor = 5 * time.Second
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		start := time.Now()
+		last, changed := -1, time.Now()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-exited:
+				return
+			case <-tick.C:
+			}
+			n := out.Len() + errb.Len()
+			if n != last {
+				last, changed = n, time.Now()
+				continue
+			}
+			if time.Since(changed) >= quiet && (n > 0 || time.Since(start) >= silentFloor) {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads its
+// length.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.b.Bytes()...)
 }
