@@ -69,11 +69,16 @@ type Store struct {
 	ttl map[*node]struct{}
 	// dirty collects the paths an Apply changed (for persistence).
 	dirty []string
+	// removed collects the paths a delete took out (for watchers).
+	removed []string
+	// hist is the last HistorySize events; hub the registered watchers.
+	hist history
+	hub  *hub
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{root: newDir("/", 0, nil), ttl: map[*node]struct{}{}}
+	return &Store{root: newDir("/", 0, nil), ttl: map[*node]struct{}{}, hub: newHub()}
 }
 
 func newDir(p string, idx uint64, parent *node) *node {

@@ -1,6 +1,6 @@
 // Package v2http serves etcd's v2 keys API (/v2/keys) on the client port:
 // request parsing with etcd's parameters and error codes, method →
-// operation mapping, headers and JSON bodies (spec D.1-D.5, D.7).
+// operation mapping, headers and JSON bodies, watches (spec D.1-D.7).
 package v2http
 
 import (
@@ -76,6 +76,10 @@ func (k *keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
+	if rq.wait && !rq.quorum && r.Method == http.MethodGet {
+		k.watch(w, r, rq)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), k.timeout)
 	defer cancel()
 	ev, err := k.do(ctx, rq)
@@ -113,9 +117,7 @@ func (k *keys) do(ctx context.Context, rq *request) (*v2store.Event, error) {
 	st := k.s.V2Store()
 	switch rq.method {
 	case http.MethodGet, http.MethodHead:
-		if rq.wait {
-			return nil, v2store.NewError(v2store.EcodeRaftInternal, "cairn does not serve v2 watches yet", st.Index())
-		}
+		// wait=true with quorum=true is a quorum read, as in etcd 3.4.
 		if rq.quorum {
 			if err := k.s.LinearizableReadNotify(ctx); err != nil {
 				return nil, err
