@@ -80,6 +80,7 @@ func (s *Store) Apply(r *Request, now time.Time) (*Event, []string, error) {
 	defer s.mu.Unlock()
 	s.dirty, s.removed = s.dirty[:0], s.removed[:0]
 	ev, err := s.apply(r, now)
+	s.stats.countApply(r.Op, err == nil)
 	if err == nil && r.Op != OpExpire {
 		refresh := r.Refresh && (r.Op == OpSet || r.Op == OpUpdate || r.Op == OpCAS)
 		s.publish(ev, s.removed, refresh)
@@ -217,6 +218,7 @@ func (s *Store) expire(cutoff, now time.Time) {
 			return
 		}
 		s.index++
+		s.stats.expireCount.Add(1)
 		ev := &Event{Action: ActionExpire, EtcdIndex: s.index, PrevNode: s.prev(first, now),
 			Node: &Node{Key: first.path, Dir: first.dir, CreatedIndex: first.createdIndex, ModifiedIndex: s.index}}
 		removed := removedPaths(first, s.removed[:0])

@@ -74,6 +74,8 @@ type Store struct {
 	// hist is the last HistorySize events; hub the registered watchers.
 	hist history
 	hub  *hub
+	// stats are the /v2/stats/store counters (stats.go).
+	stats stats
 }
 
 // New returns an empty store.
@@ -133,6 +135,7 @@ func (s *Store) Get(p string, recursive, sorted bool, now time.Time) (*Event, er
 	defer s.mu.RUnlock()
 	p = clean(p)
 	n, err := s.get(p)
+	count(err == nil, &s.stats.getsSuccess, &s.stats.getsFail)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 // client that stops reading costs bounded memory. etcd 3.4 drops at 100;
 // cairn allows the history's depth minus a margin, so a dropped client can
 // usually resume from its last index.
-const StreamBuffer = HistorySize / 2
+const StreamBuffer = HistorySize / 2 // 500
 
 // Watcher is one v2 watch. Its events arrive on Events; the channel is
 // closed when the watcher is dropped (a stream too far behind, a snapshot

@@ -1,6 +1,7 @@
-// Package v2http serves etcd's v2 keys API (/v2/keys) on the client port:
-// request parsing with etcd's parameters and error codes, method →
-// operation mapping, headers and JSON bodies, watches (spec D.1-D.7).
+// Package v2http serves etcd's v2 API on the client port: /v2/keys
+// (request parsing with etcd's parameters and error codes, method →
+// operation mapping, headers and JSON bodies, watches; spec D.1-D.7),
+// /v2/members, /v2/machines and /v2/stats (D.8, D.9).
 package v2http
 
 import (
@@ -29,16 +30,26 @@ type Server interface {
 	ClusterID() uint64
 	CommittedIndex() uint64
 	Term() uint64
+	ClusterServer
 }
 
 const keysPrefix = "/v2/keys"
 
-// Wrap serves /v2/keys from s and everything else from next.
+// Wrap serves /v2/keys, /v2/members, /v2/machines and /v2/stats/* from s
+// and everything else from next.
 func Wrap(next http.Handler, s Server, lg *zap.Logger, timeout time.Duration) http.Handler {
 	k := &keys{s: s, lg: lg, timeout: timeout}
 	mux := http.NewServeMux()
 	mux.Handle(keysPrefix, k)
 	mux.Handle(keysPrefix+"/", k)
+	m := &members{s: s, lg: lg, timeout: timeout}
+	mux.Handle(membersPrefix, m)
+	mux.Handle(membersPrefix+"/", m)
+	mux.Handle("/v2/machines", machines(s))
+	st := stats(s)
+	for _, p := range []string{"/v2/stats/store", "/v2/stats/self", "/v2/stats/leader"} {
+		mux.Handle(p, st)
+	}
 	mux.Handle("/", next)
 	return mux
 }

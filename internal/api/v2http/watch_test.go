@@ -19,7 +19,10 @@ import (
 )
 
 // fakeServer applies writes to its store at once, as a one-member cluster.
-type fakeServer struct{ st *v2store.Store }
+type fakeServer struct {
+	ClusterServer // not used by the keys tests
+	st            *v2store.Store
+}
 
 func (f *fakeServer) V2Store() *v2store.Store { return f.st }
 func (f *fakeServer) V2Write(_ context.Context, r *v2store.Request) (*v2store.Event, error) {
