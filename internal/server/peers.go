@@ -48,6 +48,7 @@ func (s *Server) Process(ctx context.Context, m raftpb.Message) error {
 	if m.To != s.ID() {
 		return fmt.Errorf("%w: message to %s, this member is %s", ErrToMismatch, membership.FormatID(m.To), membership.FormatID(s.ID()))
 	}
+	s.v2stats.received(m)
 	return s.node.Step(ctx, m)
 }
 
@@ -55,7 +56,10 @@ func (s *Server) Process(ctx context.Context, m raftpb.Message) error {
 func (s *Server) IsIDRemoved(id uint64) bool { return s.cl.IsRemoved(id) }
 
 // ReportUnreachable tells raft a message to id was lost.
-func (s *Server) ReportUnreachable(id uint64) { s.node.ReportUnreachable(id) }
+func (s *Server) ReportUnreachable(id uint64) {
+	s.v2stats.peer(id).fail.Add(1)
+	s.node.ReportUnreachable(id)
+}
 
 // ReportSnapshot tells raft how sending a snapshot to id ended.
 func (s *Server) ReportSnapshot(id uint64, status raft.SnapshotStatus) {

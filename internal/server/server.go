@@ -87,6 +87,9 @@ type Server struct {
 	applier *apply.Applier
 	// v2 is the v2 key tree (v2.go), changed by the apply goroutine only.
 	v2 *v2store.Store
+	// v2stats counts what /v2/stats/self and /v2/stats/leader show
+	// (v2stats.go).
+	v2stats v2Stats
 
 	applied   *indexWaiter
 	committed atomic.Uint64

@@ -41,6 +41,7 @@ func (r raftSender) Send(msgs []raftpb.Message) {
 	if r.s.tr == nil {
 		return // no peers: a single member sends nothing
 	}
+	r.s.v2stats.sent(msgs)
 	n := 0
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {

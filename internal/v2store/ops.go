@@ -1,7 +1,10 @@
 package v2store
 
 import (
+	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -75,8 +78,13 @@ func unixNano(v int64) time.Time {
 func (s *Store) Apply(r *Request, now time.Time) (*Event, []string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dirty = s.dirty[:0]
+	s.dirty, s.removed = s.dirty[:0], s.removed[:0]
 	ev, err := s.apply(r, now)
+	s.stats.countApply(r.Op, err == nil)
+	if err == nil && r.Op != OpExpire {
+		refresh := r.Refresh && (r.Op == OpSet || r.Op == OpUpdate || r.Op == OpCAS)
+		s.publish(ev, s.removed, refresh)
+	}
 	changed := append([]string(nil), s.dirty...)
 	if err != nil {
 		return nil, changed, err
@@ -181,11 +189,13 @@ func (s *Store) apply(r *Request, now time.Time) (*Event, *Error) {
 		next := s.index + 1
 		ev := &Event{Action: action, EtcdIndex: next, PrevNode: s.prev(n, now),
 			Node: &Node{Key: p, Dir: n.dir, CreatedIndex: n.createdIndex, ModifiedIndex: next}}
+		s.removed = removedPaths(n, s.removed)
 		s.remove(n)
 		s.index = next
 		return ev, nil
 	case OpExpire:
 		s.expire(unixNano(r.Time), now)
+		// The sweep's own result; its events went to the history one by one.
 		return &Event{Action: ActionExpire, EtcdIndex: s.index}, nil
 	}
 	return nil, NewError(EcodeInvalidField, "unknown v2 operation "+r.Op, s.index)
@@ -208,7 +218,12 @@ func (s *Store) expire(cutoff, now time.Time) {
 			return
 		}
 		s.index++
+		s.stats.expireCount.Add(1)
+		ev := &Event{Action: ActionExpire, EtcdIndex: s.index, PrevNode: s.prev(first, now),
+			Node: &Node{Key: first.path, Dir: first.dir, CreatedIndex: first.createdIndex, ModifiedIndex: s.index}}
+		removed := removedPaths(first, s.removed[:0])
 		s.remove(first)
+		s.publish(ev, removed, false)
 	}
 }
 
@@ -235,6 +250,16 @@ func (s *Store) Record(p string) []byte {
 		b, _ := json.Marshal(s.index)
 		return b
 	}
+	if strings.HasPrefix(p, eventKeyPrefix) {
+		idx, err := strconv.ParseUint(p[len(eventKeyPrefix):], 10, 64)
+		if err != nil {
+			return nil
+		}
+		if e, ok := s.hist.get(idx); ok {
+			return eventRecord(e)
+		}
+		return nil
+	}
 	n, err := s.get(p)
 	if err != nil || n.path != p {
 		return nil
@@ -251,11 +276,19 @@ func (s *Store) Record(p string) []byte {
 func (s *Store) Load(each func(fn func(k, v []byte) bool)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.root, s.index, s.ttl = newDir("/", 0, nil), 0, map[*node]struct{}{}
+	s.root, s.index, s.ttl, s.hist = newDir("/", 0, nil), 0, map[*node]struct{}{}, history{}
+	// A new tree (a leader's snapshot): watchers cannot tell what they
+	// missed, so their streams end and clients watch again from their
+	// index, which the loaded history answers.
+	s.hub.closeAll()
 	var err error
 	each(func(k, v []byte) bool {
 		if string(k) == IndexKey {
 			err = json.Unmarshal(v, &s.index)
+			return err == nil
+		}
+		if bytes.HasPrefix(k, []byte(eventKeyPrefix)) {
+			err = s.hist.load(k, v)
 			return err == nil
 		}
 		var r record

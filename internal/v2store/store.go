@@ -69,11 +69,18 @@ type Store struct {
 	ttl map[*node]struct{}
 	// dirty collects the paths an Apply changed (for persistence).
 	dirty []string
+	// removed collects the paths a delete took out (for watchers).
+	removed []string
+	// hist is the last HistorySize events; hub the registered watchers.
+	hist history
+	hub  *hub
+	// stats are the /v2/stats/store counters (stats.go).
+	stats stats
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{root: newDir("/", 0, nil), ttl: map[*node]struct{}{}}
+	return &Store{root: newDir("/", 0, nil), ttl: map[*node]struct{}{}, hub: newHub()}
 }
 
 func newDir(p string, idx uint64, parent *node) *node {
@@ -128,6 +135,7 @@ func (s *Store) Get(p string, recursive, sorted bool, now time.Time) (*Event, er
 	defer s.mu.RUnlock()
 	p = clean(p)
 	n, err := s.get(p)
+	count(err == nil, &s.stats.getsSuccess, &s.stats.getsFail)
 	if err != nil {
 		return nil, err
 	}

@@ -97,12 +97,12 @@ func TestStoreTTLAndReload(t *testing.T) {
 		t.Fatalf("ttl %v %v", first, ok)
 	}
 	_, changed, _ := s2.Apply(&Request{Op: OpExpire, Time: t0.Add(1500 * time.Millisecond).UnixNano()}, t0)
-	if len(changed) != 1 || changed[0] != "/t" || s2.Index() != 4 {
+	if len(changed) != 2 || changed[0] != "/t" || changed[1] != eventKey(4) || s2.Index() != 4 {
 		t.Fatalf("expire 1: %v %d", changed, s2.Index())
 	}
 	_, changed, _ = s2.Apply(&Request{Op: OpExpire, Time: t0.Add(3 * time.Second).UnixNano()}, t0)
 	sort.Strings(changed)
-	if len(changed) != 2 || changed[0] != "/d" || s2.Index() != 5 {
+	if len(changed) != 3 || changed[0] != "/d" || changed[2] != eventKey(5) || s2.Index() != 5 {
 		t.Fatalf("expire 2: %v %d", changed, s2.Index())
 	}
 	if s2.Record("/d/k") != nil {

@@ -244,7 +244,7 @@ func TestV2KeysDifferential(t *testing.T) {
 
 // seedV2Curls are the seed documents' v2 curl commands, verbatim
 // (/work/shared/seeds/001 and 002), but for the watch (wait=true), which
-// cairn does not serve yet.
+// needs a second window: TestV2SeedWatchCurl.
 var seedV2Curls = []string{
 	`curl http://127.0.0.1:4001/v2/keys/testkey -XPUT -d value='testvalue'`,
 	`curl -s http://127.0.0.1:4001/v2/keys/message2 -XPUT -d value='hello etcd' -d ttl=5`,

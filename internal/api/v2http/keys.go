@@ -1,6 +1,7 @@
-// Package v2http serves etcd's v2 keys API (/v2/keys) on the client port:
-// request parsing with etcd's parameters and error codes, method →
-// operation mapping, headers and JSON bodies (spec D.1-D.5, D.7).
+// Package v2http serves etcd's v2 API on the client port: /v2/keys
+// (request parsing with etcd's parameters and error codes, method →
+// operation mapping, headers and JSON bodies, watches; spec D.1-D.7),
+// /v2/members, /v2/machines and /v2/stats (D.8, D.9).
 package v2http
 
 import (
@@ -29,16 +30,26 @@ type Server interface {
 	ClusterID() uint64
 	CommittedIndex() uint64
 	Term() uint64
+	ClusterServer
 }
 
 const keysPrefix = "/v2/keys"
 
-// Wrap serves /v2/keys from s and everything else from next.
+// Wrap serves /v2/keys, /v2/members, /v2/machines and /v2/stats/* from s
+// and everything else from next.
 func Wrap(next http.Handler, s Server, lg *zap.Logger, timeout time.Duration) http.Handler {
 	k := &keys{s: s, lg: lg, timeout: timeout}
 	mux := http.NewServeMux()
 	mux.Handle(keysPrefix, k)
 	mux.Handle(keysPrefix+"/", k)
+	m := &members{s: s, lg: lg, timeout: timeout}
+	mux.Handle(membersPrefix, m)
+	mux.Handle(membersPrefix+"/", m)
+	mux.Handle("/v2/machines", machines(s))
+	st := stats(s)
+	for _, p := range []string{"/v2/stats/store", "/v2/stats/self", "/v2/stats/leader"} {
+		mux.Handle(p, st)
+	}
 	mux.Handle("/", next)
 	return mux
 }
@@ -74,6 +85,10 @@ func (k *keys) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq, perr := parse(r, time.Now())
 	if perr != nil {
 		writeError(w, perr)
+		return
+	}
+	if rq.wait && !rq.quorum && r.Method == http.MethodGet {
+		k.watch(w, r, rq)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), k.timeout)
@@ -113,9 +128,7 @@ func (k *keys) do(ctx context.Context, rq *request) (*v2store.Event, error) {
 	st := k.s.V2Store()
 	switch rq.method {
 	case http.MethodGet, http.MethodHead:
-		if rq.wait {
-			return nil, v2store.NewError(v2store.EcodeRaftInternal, "cairn does not serve v2 watches yet", st.Index())
-		}
+		// wait=true with quorum=true is a quorum read, as in etcd 3.4.
 		if rq.quorum {
 			if err := k.s.LinearizableReadNotify(ctx); err != nil {
 				return nil, err
