@@ -27,9 +27,9 @@ type trafficConfig struct {
 	// (kl0, kl1, ...), which nothing else writes. Half the leases a client
 	// grants are kept alive (TTL KeptTTL, a keep-alive every KeepAlive),
 	// the others left to expire (TTL ShortTTL).
-	LeaseKeys          int
-	KeptTTL, ShortTTL  int64
-	KeepAlive          time.Duration
+	LeaseKeys         int
+	KeptTTL, ShortTTL int64
+	KeepAlive         time.Duration
 	// SerializableGets sends gets as serializable reads while the checkers
 	// still take them for linearizable ones: only the harness's end-to-end
 	// self-test sets it, to show that stale reads are caught.
