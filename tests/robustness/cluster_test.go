@@ -42,7 +42,7 @@ type cluster struct {
 // startCluster starts n members running bins[i % len(bins)] with data dirs
 // and logs in dir, waits until each serves a linearizable read, and tells
 // the proxies the members' IDs.
-func startCluster(t testing.TB, dir string, bins []string, n int, flags []string) (*cluster, error) {
+func startCluster(t testing.TB, dir string, bins []string, n int, flags, env []string) (*cluster, error) {
 	c := &cluster{t: t, net: framework.NewPeerNet(), ids: map[string]uint64{}, state: map[string]memberState{}}
 	t.Cleanup(func() { c.net.Close() })
 	var pairs []string
@@ -61,6 +61,7 @@ func startCluster(t testing.TB, dir string, bins []string, n int, flags []string
 		m.Peer = "http://" + p.Addr
 		m.DataDir = filepath.Join(dir, name+".data")
 		m.LogPath = filepath.Join(dir, name+".log")
+		m.Env = env
 		c.members = append(c.members, m)
 		c.state[name] = running
 		pairs = append(pairs, name+"="+m.Peer)

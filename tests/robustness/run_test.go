@@ -47,6 +47,7 @@ type runConfig struct {
 	CheckTimeout time.Duration // porcupine's limit; reaching it fails the run
 	LoadFloor    float64       // successful ops/s before the fault, at least
 	Election     time.Duration // --election-timeout (heartbeat a tenth of it)
+	Env          []string      // the members' extra environment (the seeded-bug self-tests' hooks)
 }
 
 var shortConfig = runConfig{
@@ -127,7 +128,7 @@ func binaries(t testing.TB, target string) []string {
 // followers (small values make a restarted or cut-off member catch up by
 // snapshot).
 func memberFlags(cfg runConfig, rnd *rand.Rand) []string {
-	snapCount := []int{100, 1000, 10000}[rnd.IntN(3)]
+	snapCount := []int{50, 100, 1000, 10000}[rnd.IntN(4)]
 	catchup := []int{100, 5000}[rnd.IntN(2)]
 	return []string{
 		"--heartbeat-interval", fmt.Sprint(cfg.Election.Milliseconds() / 10),
@@ -175,7 +176,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	res.Timeout = cfg.Traffic.Timeout
 	bins := binaries(t, sc.Target)
 
-	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags)
+	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags, cfg.Env)
 	if err != nil {
 		res.Err = fmt.Errorf("start: %w", err)
 		return res
