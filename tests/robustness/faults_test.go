@@ -147,7 +147,7 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 
 	case FaultNone:
 		in.event("no fault")
-		time.Sleep(in.timing.hold(in.rnd))
+		time.Sleep(in.timing.Election * 3 / 2)
 		return true, nil
 
 	case FaultMemberReplace:

@@ -20,11 +20,12 @@ var seededBugs = []struct {
 }
 
 // seededConfig is a short run on one member with no fault: the hooks need
-// none, and kept-alive leases have the shortest TTL cairn grants (2 s,
-// renewed every 0.5 s), so the lease hook shows within the run.
+// none, and every lease is kept alive with the shortest TTL cairn grants
+// (2 s, renewed every 0.5 s), so the lease hook shows within the run.
 var seededConfig = func() runConfig {
 	c := shortConfig
 	c.Traffic.KeptTTL = 2
+	c.Traffic.KeptPercent = 100
 	c.Traffic.KeepAlive = 500 * time.Millisecond
 	c.Traffic.Weights = map[OpKind]int{OpGet: 30, OpPut: 30, OpDelete: 5, OpCAS: 10,
 		opPutLease: 15, OpLeaseGrant: 8, OpLeaseRevoke: 2}

@@ -24,12 +24,13 @@ type trafficConfig struct {
 	// lease, lease grant and lease revoke.
 	Weights map[OpKind]int
 	// Lease traffic: puts with a lease go to LeaseKeys keys of their own
-	// (kl0, kl1, ...), which nothing else writes. Half the leases a client
-	// grants are kept alive (TTL KeptTTL, a keep-alive every KeepAlive),
-	// the others left to expire (TTL ShortTTL).
+	// (kl0, kl1, ...), which nothing else writes. KeptPercent of the
+	// leases a client grants are kept alive (TTL KeptTTL, a keep-alive
+	// every KeepAlive), the others left to expire (TTL ShortTTL).
 	LeaseKeys         int
 	KeptTTL, ShortTTL int64
 	KeepAlive         time.Duration
+	KeptPercent       int // of the leases granted, how many are kept alive
 	// SerializableGets sends gets as serializable reads while the checkers
 	// still take them for linearizable ones: only the harness's end-to-end
 	// self-test sets it, to show that stale reads are caught.
@@ -43,10 +44,11 @@ var defaultTraffic = trafficConfig{
 	Timeout:          2 * time.Second,
 	Weights: map[OpKind]int{OpGet: 40, OpPut: 25, OpDelete: 8, OpCAS: 15,
 		opPutLease: 8, OpLeaseGrant: 2, OpLeaseRevoke: 2},
-	LeaseKeys: 5,
-	KeptTTL:   5,
-	ShortTTL:  2,
-	KeepAlive: time.Second,
+	LeaseKeys:   5,
+	KeptTTL:     5,
+	ShortTTL:    2,
+	KeepAlive:   time.Second,
+	KeptPercent: 50,
 }
 
 // opPutLease is a weight only: a put with one of the client's leases on a
@@ -250,7 +252,7 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 	}
 	o := &Op{Client: tc.id, Member: tc.member, Kind: kind, Key: k}
 	if kind == OpLeaseGrant {
-		kept := tc.rnd.IntN(2) == 0
+		kept := tc.rnd.IntN(100) < tc.cfg.KeptPercent
 		o.TTL = tc.cfg.ShortTTL
 		if kept {
 			o.TTL = tc.cfg.KeptTTL
