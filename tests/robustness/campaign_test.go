@@ -104,10 +104,12 @@ func TestRobustnessCampaign(t *testing.T) {
 	t.Logf("report written to %s:\n%s", reportPath, report)
 }
 
-// longConfig is shortConfig with porcupine given the plan's 5 minutes.
+// longConfig is shortConfig with porcupine given the plan's 5 minutes and
+// a full second of traffic after recovery.
 var longConfig = func() runConfig {
 	c := shortConfig
 	c.CheckTimeout = 5 * time.Minute
+	c.Cooldown = time.Second
 	return c
 }()
 

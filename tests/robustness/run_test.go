@@ -54,7 +54,7 @@ var shortConfig = runConfig{
 	Traffic:      defaultTraffic,
 	Watch:        defaultWatch,
 	Warmup:       1500 * time.Millisecond,
-	Cooldown:     time.Second,
+	Cooldown:     500 * time.Millisecond,
 	CheckTimeout: time.Minute,
 	LoadFloor:    100,
 	Election:     time.Second,
