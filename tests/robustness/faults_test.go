@@ -166,7 +166,8 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 	return false, fmt.Errorf("unknown fault %q", kind)
 }
 
-// pickTarget returns the leader, or a random follower.
+// pickTarget returns the leader, or a random follower (the leader of a
+// single-member cluster).
 func (in *injector) pickTarget(leader bool) (string, error) {
 	lead, err := in.c.leader(10 * time.Second)
 	if err != nil {
@@ -176,6 +177,9 @@ func (in *injector) pickTarget(leader bool) (string, error) {
 		return lead, nil
 	}
 	others := in.c.others(lead)
+	if len(others) == 0 {
+		return lead, nil // a single member: it is the only target
+	}
 	return others[in.rnd.IntN(len(others))], nil
 }
 
