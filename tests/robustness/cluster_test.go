@@ -51,9 +51,13 @@ func startCluster(t testing.TB, dir string, bins []string, n int, flags, env []s
 		name := fmt.Sprintf("m%d", i+1)
 		m := framework.NewMember(t, bins[i%len(bins)], name, flags...)
 		m.Host = host
-		m.Client = fmt.Sprintf("http://%s:%d", host, framework.FreePort(t, host))
-		real := fmt.Sprintf("%s:%d", host, framework.FreePort(t, host))
-		p, err := c.net.AddProxy(name, host+":0", real)
+		// Three distinct ports: a port FreePort returned is free again
+		// at once, so a proxy listening on port 0 could be given the
+		// client port (it happened).
+		ports := distinctPorts(t, host, 3)
+		m.Client = fmt.Sprintf("http://%s:%d", host, ports[0])
+		real := fmt.Sprintf("%s:%d", host, ports[1])
+		p, err := c.net.AddProxy(name, fmt.Sprintf("%s:%d", host, ports[2]), real)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +229,20 @@ func (c *cluster) others(name string) []string {
 	for _, m := range c.members {
 		if m.Name != name {
 			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// distinctPorts returns n ports free on host a moment ago, all different.
+func distinctPorts(t testing.TB, host string, n int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for len(out) < n {
+		p := framework.FreePort(t, host)
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
 		}
 	}
 	return out
