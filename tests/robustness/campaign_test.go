@@ -205,7 +205,7 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "- of the writes found applied, %d bounded in time by a watcher's receipt of their event\n", bounded)
 	fmt.Fprintf(&b, "- operations checked for linearizability: %d (lease-end deletions included)\n", checked)
 	fmt.Fprintf(&b, "- leases whose end deleted keys: %d\n", leaseEnds)
-	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d resumed by the harness after a cancellation), %d responses, %d events and %d progress notifications checked\n",
+	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions from the last revision + 1), %d responses, %d events and %d progress notifications checked\n",
 		ws.Watchers, ws.Sessions, ws.Resumed, ws.Responses, ws.Events, ws.Progress)
 	if len(checkTimes) > 0 {
 		slices.Sort(checkTimes)

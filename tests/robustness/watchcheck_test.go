@@ -9,7 +9,7 @@ import (
 // watchStats counts what the watch checker saw.
 type watchStats struct {
 	Watchers, Sessions, Responses, Events, Progress int
-	Resumed                                         int // sessions after the first
+	Resumed                                         int // sessions after the first (resumptions)
 }
 
 // revKey names an event: its revision and key.

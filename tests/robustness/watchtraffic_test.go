@@ -65,6 +65,7 @@ type watchClient struct {
 	prefix        string
 	prevKV        bool
 	requireLeader bool
+	restarts      bool // ends its sessions itself now and then, and resumes
 	startKind     string        // "now", "past" or "future": the first session's start
 	delay         time.Duration // when it starts, after the traffic
 
@@ -93,6 +94,7 @@ func startWatchers(c *cluster, cfg watchConfig, rec *recorder, seed uint64) *wat
 				prefix:        []string{"k", "k", "k", "kl", "k1"}[rnd.IntN(5)],
 				prevKV:        rnd.IntN(4) != 0,
 				requireLeader: rnd.IntN(2) == 0,
+				restarts:      rnd.IntN(2) == 0,
 				startKind:     []string{"now", "past", "past", "future"}[rnd.IntN(4)],
 				delay:         time.Duration(rnd.IntN(1000)) * time.Millisecond,
 			}
@@ -134,7 +136,7 @@ func (ws *watchers) finish(rev int64, timeout time.Duration) []*watchClient {
 }
 
 func (w *watchClient) String() string {
-	return fmt.Sprintf("w%d@%s prefix %q (start %s, prev_kv %t, require leader %t)", w.id, w.member, w.prefix, w.startKind, w.prevKV, w.requireLeader)
+	return fmt.Sprintf("w%d@%s prefix %q (start %s, prev_kv %t, require leader %t, restarts %t)", w.id, w.member, w.prefix, w.startKind, w.prevKV, w.requireLeader, w.restarts)
 }
 
 // firstStart picks the first session's start revision: 0 (from now), or
@@ -233,11 +235,20 @@ func (w *watchClient) session(sess *watchSession, stop <-chan struct{}, lastEv *
 		}
 	}()
 	defer func() { cancel(); <-progress }()
+	// Half the watchers also end each session themselves after 1–3 s and
+	// resume, so resumption is exercised even when no server cancels.
+	var restart <-chan time.Time
+	if w.restarts {
+		restart = time.After(time.Duration(1000+w.rnd.IntN(2000)) * time.Millisecond)
+	}
 	for {
 		select {
 		case <-stop:
 			sess.Ended = "run ended"
 			return true, created
+		case <-restart:
+			sess.Ended = "ended by the watcher, to resume"
+			return false, created
 		case resp, ok := <-ch:
 			if !ok {
 				sess.Ended = "channel closed"
