@@ -65,7 +65,7 @@ type watchClient struct {
 	prefix        string
 	prevKV        bool
 	requireLeader bool
-	restarts      bool // ends its sessions itself now and then, and resumes
+	restarts      bool          // ends its sessions itself now and then, and resumes
 	startKind     string        // "now", "past" or "future": the first session's start
 	delay         time.Duration // when it starts, after the traffic
 
