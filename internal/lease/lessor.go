@@ -13,6 +13,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/schema"
 )
 
@@ -438,8 +439,10 @@ func (le *Lessor) Renew(id int64) (int64, error) {
 	if l == nil {
 		return -1, ErrNotFound
 	}
-	l.refresh(le.now(), 0)
-	le.expiry.set(l, l.expiry)
+	if !failpoint.On(failpoint.LeaseExpireEarly) { // test-only hook: the renewal is lost
+		l.refresh(le.now(), 0)
+		le.expiry.set(l, l.expiry)
+	}
 	le.cfg.Metrics.renewed()
 	return l.ttl, nil
 }

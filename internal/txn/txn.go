@@ -14,12 +14,14 @@
 package txn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/mvcc"
 )
 
@@ -92,6 +94,11 @@ func (e *Executor) Put(r *pb.PutRequest, ci ConsistentIndex) (*pb.PutResponse, e
 	if r.Lease != 0 && !e.leaseExists(r.Lease) {
 		e.setCI(ci)
 		return nil, fmt.Errorf("put %q lease %x: %w", r.Key, r.Lease, ErrLeaseNotFound)
+	}
+	if failpoint.On(failpoint.PutAckUnwritten) && bytes.HasSuffix(r.Value, []byte("0")) {
+		// Test-only hook: acknowledge the put without writing it.
+		e.setCI(ci)
+		return &pb.PutResponse{Header: &pb.ResponseHeader{Revision: e.kv.Rev()}}, nil
 	}
 	w := e.kv.Write()
 	setCI(w, ci)

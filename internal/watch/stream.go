@@ -7,6 +7,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // InvalidID is the watch ID of responses that concern no single watcher:
@@ -398,6 +400,11 @@ func (s *Stream) tryProgressAll() error {
 
 // sendEvents sends evs of w (fragmented if w asked for it).
 func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
+	if failpoint.On(failpoint.WatchDropEvent) {
+		if evs = dropEvents(evs); len(evs) == 0 {
+			return nil
+		}
+	}
 	resp := &pb.WatchResponse{Header: s.header(rev), WatchId: w.id, Events: evs}
 	done := s.h.holdSend()
 	defer done()
@@ -458,4 +465,16 @@ func sovLen(n int) int {
 		l++
 	}
 	return l
+}
+
+// dropEvents is the test-only hook failpoint.WatchDropEvent: it leaves out
+// the events of revisions divisible by 64.
+func dropEvents(evs []*mvccpb.Event) []*mvccpb.Event {
+	var out []*mvccpb.Event
+	for _, ev := range evs {
+		if ev.Kv.ModRevision%64 != 0 {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

@@ -19,8 +19,9 @@ import (
 // TestRobustnessCampaign is the long campaign: CAIRN_ROBUSTNESS=long runs
 // rounds of scenarios with fresh seeds until CAIRN_ROBUSTNESS_DURATION
 // (default 1h) has passed, then writes a report. Each round runs every
-// fault kind on 3 cairn members, then one etcd 3.6.16 and one mixed run
-// whose fault rotates with the round. Environment:
+// fault kind on 3 cairn members, then one etcd 3.6.16, one mixed, one
+// 1-member and one 5-member cairn run whose faults rotate with the round.
+// Environment:
 //
 //	CAIRN_ROBUSTNESS=long            required
 //	CAIRN_ROBUSTNESS_DURATION=10m    how long to start new runs (Go duration)
@@ -69,9 +70,12 @@ func TestRobustnessCampaign(t *testing.T) {
 		for _, f := range allFaults {
 			scs = append(scs, scenario{TargetCairn, 3, f, 0})
 		}
+		one := faultsFor(1)
 		scs = append(scs,
 			scenario{TargetEtcd, 3, allFaults[round%len(allFaults)], 0},
-			scenario{TargetMixed, 3, allFaults[(round+3)%len(allFaults)], 0})
+			scenario{TargetMixed, 3, allFaults[(round+3)%len(allFaults)], 0},
+			scenario{TargetCairn, 1, one[round%len(one)], 0},
+			scenario{TargetCairn, 5, allFaults[(round+5)%len(allFaults)], 0})
 		for _, sc := range scs {
 			if !targets[sc.Target] || time.Since(camp.start) >= duration {
 				continue
@@ -100,10 +104,12 @@ func TestRobustnessCampaign(t *testing.T) {
 	t.Logf("report written to %s:\n%s", reportPath, report)
 }
 
-// longConfig is shortConfig with porcupine given the plan's 5 minutes.
+// longConfig is shortConfig with porcupine given the plan's 5 minutes and
+// a full second of traffic after recovery.
 var longConfig = func() runConfig {
 	c := shortConfig
 	c.CheckTimeout = 5 * time.Minute
+	c.Cooldown = time.Second
 	return c
 }()
 
@@ -173,7 +179,8 @@ func (c *campaign) report() string {
 	}
 
 	// Operations.
-	var ops, ok, failedReads, unknown, applied, checked int
+	var ops, ok, failedReads, unknown, applied, bounded, checked, leaseEnds int
+	var ws watchStats
 	var checkTimes []time.Duration
 	for _, r := range c.results {
 		ops += r.Ops
@@ -181,13 +188,25 @@ func (c *campaign) report() string {
 		failedReads += r.FailedReads
 		unknown += r.Unknown
 		applied += r.UnknownApplied
+		bounded += r.UnknownBounded
 		checked += r.Checked
+		leaseEnds += r.LeaseEnds
+		ws.Watchers += r.Watch.Watchers
+		ws.Sessions += r.Watch.Sessions
+		ws.Resumed += r.Watch.Resumed
+		ws.Responses += r.Watch.Responses
+		ws.Events += r.Watch.Events
+		ws.Progress += r.Watch.Progress
 		if r.Checked > 0 {
 			checkTimes = append(checkTimes, r.CheckerTime)
 		}
 	}
 	fmt.Fprintf(&b, "\n- operations recorded: %d (%d ok, %d failed reads, %d writes of unknown outcome, %d of them found applied)\n", ops, ok, failedReads, unknown, applied)
-	fmt.Fprintf(&b, "- operations checked for linearizability: %d\n", checked)
+	fmt.Fprintf(&b, "- of the writes found applied, %d bounded in time by a watcher's receipt of their event\n", bounded)
+	fmt.Fprintf(&b, "- operations checked for linearizability: %d (lease-end deletions included)\n", checked)
+	fmt.Fprintf(&b, "- leases whose end deleted keys: %d\n", leaseEnds)
+	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions from the last revision + 1), %d responses, %d events and %d progress notifications checked\n",
+		ws.Watchers, ws.Sessions, ws.Resumed, ws.Responses, ws.Events, ws.Progress)
 	if len(checkTimes) > 0 {
 		slices.Sort(checkTimes)
 		fmt.Fprintf(&b, "- checker time per run: p50 %v, max %v; checker timeouts: %d\n",
@@ -198,7 +217,10 @@ func (c *campaign) report() string {
 	// Anomalies.
 	kinds := []string{anomNotLinearizable, anomCheckerTimeout, anomLostWrite, anomWrongRevision, anomFailedCASApplied,
 		anomDuplicateWrite, anomPhantomWrite, anomRevisionHistory, anomRevisionOrder, anomNoConvergence,
-		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied}
+		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied, anomReadAtRevision,
+		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
+		anomWatchPrevKV, anomWatchStart, anomWatchCanceled, anomWatchStuck,
+		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev}
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, c.count(k))

@@ -42,7 +42,7 @@ type cluster struct {
 // startCluster starts n members running bins[i % len(bins)] with data dirs
 // and logs in dir, waits until each serves a linearizable read, and tells
 // the proxies the members' IDs.
-func startCluster(t testing.TB, dir string, bins []string, n int, flags []string) (*cluster, error) {
+func startCluster(t testing.TB, dir string, bins []string, n int, flags, env []string) (*cluster, error) {
 	c := &cluster{t: t, net: framework.NewPeerNet(), ids: map[string]uint64{}, state: map[string]memberState{}}
 	t.Cleanup(func() { c.net.Close() })
 	var pairs []string
@@ -51,9 +51,13 @@ func startCluster(t testing.TB, dir string, bins []string, n int, flags []string
 		name := fmt.Sprintf("m%d", i+1)
 		m := framework.NewMember(t, bins[i%len(bins)], name, flags...)
 		m.Host = host
-		m.Client = fmt.Sprintf("http://%s:%d", host, framework.FreePort(t, host))
-		real := fmt.Sprintf("%s:%d", host, framework.FreePort(t, host))
-		p, err := c.net.AddProxy(name, host+":0", real)
+		// Three distinct ports: a port FreePort returned is free again
+		// at once, so a proxy listening on port 0 could be given the
+		// client port (it happened).
+		ports := distinctPorts(t, host, 3)
+		m.Client = fmt.Sprintf("http://%s:%d", host, ports[0])
+		real := fmt.Sprintf("%s:%d", host, ports[1])
+		p, err := c.net.AddProxy(name, fmt.Sprintf("%s:%d", host, ports[2]), real)
 		if err != nil {
 			return nil, err
 		}
@@ -61,6 +65,7 @@ func startCluster(t testing.TB, dir string, bins []string, n int, flags []string
 		m.Peer = "http://" + p.Addr
 		m.DataDir = filepath.Join(dir, name+".data")
 		m.LogPath = filepath.Join(dir, name+".log")
+		m.Env = env
 		c.members = append(c.members, m)
 		c.state[name] = running
 		pairs = append(pairs, name+"="+m.Peer)
@@ -224,6 +229,20 @@ func (c *cluster) others(name string) []string {
 	for _, m := range c.members {
 		if m.Name != name {
 			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// distinctPorts returns n ports free on host a moment ago, all different.
+func distinctPorts(t testing.TB, host string, n int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for len(out) < n {
+		p := framework.FreePort(t, host)
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
 		}
 	}
 	return out

@@ -1,10 +1,15 @@
 package robustness
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"syscall"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Fault kinds. Each run injects one; a soak mode with overlapping faults
@@ -18,12 +23,29 @@ const (
 	FaultPartitionLeader   = "partition-leader"   // cut the leader from the rest, heal
 	FaultBlackhole         = "blackhole"          // isolate a random member's peer traffic entirely, heal
 	FaultDelay             = "delay"              // add latency to a random member's peer traffic, heal
+	// FaultMemberReplace removes a follower, wipes its data dir and adds it
+	// back (directly, or as a learner then promoted) under a new member ID;
+	// it catches up from the leader, by snapshot when the leader's log has
+	// been compacted past it.
+	FaultMemberReplace = "member-replace"
+	// FaultNone injects nothing (the seeded-bug self-tests' runs).
+	FaultNone = "none"
 )
 
 // allFaults is every kind, in the order the short mode covers them.
 var allFaults = []string{
 	FaultKillLeader, FaultKillFollower, FaultPauseMember, FaultPauseLeader,
 	FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole, FaultDelay,
+	FaultMemberReplace,
+}
+
+// faultsFor are the kinds that apply to a cluster of n members: a single
+// member has no followers and no peer traffic.
+func faultsFor(n int) []string {
+	if n == 1 {
+		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader}
+	}
+	return allFaults
 }
 
 // faultTiming are the durations a fault holds; they scale with the
@@ -123,6 +145,14 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 		c.net.Heal()
 		return after.Cut+after.Refused > before.Cut+before.Refused, nil
 
+	case FaultNone:
+		in.event("no fault")
+		time.Sleep(in.timing.Election * 3 / 2)
+		return true, nil
+
+	case FaultMemberReplace:
+		return in.replaceMember()
+
 	case FaultDelay:
 		target := c.members[in.rnd.IntN(len(c.members))].Name
 		d := time.Duration(50+in.rnd.IntN(250)) * time.Millisecond
@@ -136,7 +166,8 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 	return false, fmt.Errorf("unknown fault %q", kind)
 }
 
-// pickTarget returns the leader, or a random follower.
+// pickTarget returns the leader, or a random follower (the leader of a
+// single-member cluster).
 func (in *injector) pickTarget(leader bool) (string, error) {
 	lead, err := in.c.leader(10 * time.Second)
 	if err != nil {
@@ -146,5 +177,97 @@ func (in *injector) pickTarget(leader bool) (string, error) {
 		return lead, nil
 	}
 	others := in.c.others(lead)
+	if len(others) == 0 {
+		return lead, nil // a single member: it is the only target
+	}
 	return others[in.rnd.IntN(len(others))], nil
+}
+
+// replaceMember removes a random follower through the leader, waits for it
+// to stop (a removed member stops by itself; it is killed after 10 s),
+// wipes its data dir, adds it back with the same name and peer URL (as a
+// learner, then promoted, when the seed says so) and restarts it with
+// --initial-cluster-state existing. Confirmed when the member exited and
+// came back under a new ID.
+func (in *injector) replaceMember() (bool, error) {
+	c := in.c
+	lead, err := c.leader(10 * time.Second)
+	if err != nil {
+		return false, err
+	}
+	others := c.others(lead)
+	target := others[in.rnd.IntN(len(others))]
+	learner := in.rnd.IntN(2) == 0
+	m := c.member(target)
+	cl := c.client(c.member(lead))
+	defer cl.Close()
+	oldID := c.ids[target]
+	in.event("member remove %s (%x)", target, oldID)
+	if err := retry(20*time.Second, func(ctx context.Context) error {
+		_, err := cl.MemberRemove(ctx, oldID)
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("member remove: %w", err)
+	}
+	c.setState(target, killed)
+	exited := true
+	select {
+	case <-m.Done():
+	case <-time.After(10 * time.Second):
+		exited = false
+		m.Kill()
+	}
+	in.event("%s stopped (by itself: %t); wipe %s", target, exited, m.DataDir)
+	if err := os.RemoveAll(m.DataDir); err != nil {
+		return false, err
+	}
+	var newID uint64
+	if err := retry(20*time.Second, func(ctx context.Context) error {
+		var resp *clientv3.MemberAddResponse
+		var err error
+		if learner {
+			resp, err = cl.MemberAddAsLearner(ctx, []string{m.Peer})
+		} else {
+			resp, err = cl.MemberAdd(ctx, []string{m.Peer})
+		}
+		if err == nil {
+			newID = resp.Member.ID
+		}
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("member add: %w", err)
+	}
+	in.event("member add %s as %x (learner %t); restart it on an empty data dir", target, newID, learner)
+	c.ids[target] = newID
+	c.net.SetMemberID(target, newID)
+	if !slices.Contains(m.Extra, "--initial-cluster-state") {
+		m.Extra = append(m.Extra, "--initial-cluster-state", "existing")
+	}
+	m.Start()
+	c.setState(target, running)
+	if learner {
+		// A learner is promoted once it has caught up with the leader.
+		if err := retry(60*time.Second, func(ctx context.Context) error {
+			_, err := cl.MemberPromote(ctx, newID)
+			return err
+		}); err != nil {
+			return false, fmt.Errorf("member promote: %w", err)
+		}
+		in.event("promoted %s", target)
+	}
+	return exited && newID != oldID, nil
+}
+
+// retry calls f with a 5 s context until it succeeds or timeout passes.
+func retry(timeout time.Duration, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := f(ctx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

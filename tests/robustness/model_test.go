@@ -98,6 +98,12 @@ func step(s keyState, op *Op) []any {
 		if op.Rev > s.Rev {
 			return []any{keyState{Exists: true, Value: op.Value, Rev: op.Rev, Exact: true}}
 		}
+	case OpLeaseDelete:
+		// A lease's end deleted the key at op.Rev (the store says so);
+		// its time is known only within bounds.
+		if s.Exists && op.Rev > s.Rev {
+			return []any{keyState{Rev: op.Rev, Exact: true}}
+		}
 	case OpDelete:
 		if op.Deleted == 0 && !s.Exists && op.Rev >= s.Rev {
 			return []any{s}
@@ -147,7 +153,7 @@ type linearizability struct {
 func checkLinearizable(ops []*Op, timeout time.Duration) linearizability {
 	var hist []porcupine.Operation
 	for _, o := range ops {
-		if o.Failed() {
+		if o.Failed() || !o.IsKeyOp() {
 			continue
 		}
 		ret := int64(o.Return)

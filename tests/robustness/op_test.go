@@ -18,6 +18,15 @@ const (
 	OpPut    OpKind = "put"    // Put of a unique value
 	OpDelete OpKind = "delete" // DeleteRange of one key
 	OpCAS    OpKind = "cas"    // Txn: If(Value(key) = Expect) Then(Put(key, Value)) Else(Get(key))
+
+	// Lease traffic. A put with a lease is an OpPut with Lease set.
+	OpLeaseGrant  OpKind = "grant"     // LeaseGrant(TTL): Lease, TTL are the answer
+	OpLeaseRevoke OpKind = "revoke"    // LeaseRevoke(Lease)
+	OpKeepAlive   OpKind = "keepalive" // one LeaseKeepAlive round trip: TTL is the answer
+	// OpLeaseDelete is not a client request: validation adds one per key a
+	// lease's end deleted (revoke or expiry), at the revision the store
+	// shows, so the per-key model accounts for it (see docs/robustness.md).
+	OpLeaseDelete OpKind = "lease-delete"
 )
 
 // never is the return time of an operation whose effect may land at any
@@ -49,14 +58,28 @@ type Op struct {
 	ModRev    int64  // get, failed cas: the mod revision read
 	Deleted   int64  // delete: keys deleted
 	Succeeded bool   // cas: the compare held
+	Lease     int64  // put with a lease, grant, revoke, keepalive, lease-delete: the lease
+	TTL       int64  // grant, keepalive: the TTL answered
+	Definite  bool   // a write that failed with an error saying it did not happen
+	err       error  // the client's error, for the traffic's own decisions
 }
 
 // IsWrite says whether the op may change the store.
-func (o *Op) IsWrite() bool { return o.Kind != OpGet }
+func (o *Op) IsWrite() bool { return o.Kind != OpGet && o.Kind != OpKeepAlive }
+
+// IsKeyOp says whether the op reads or writes one key (and so takes part
+// in the per-key linearizability check); lease requests are checked apart.
+func (o *Op) IsKeyOp() bool {
+	switch o.Kind {
+	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive:
+		return false
+	}
+	return true
+}
 
 // Failed is an op with no information: a read that errored. (A write that
 // errored has an unknown outcome, until validation resolves it.)
-func (o *Op) Failed() bool { return o.Err != "" && !o.IsWrite() }
+func (o *Op) Failed() bool { return o.Err != "" && (!o.IsWrite() || o.Definite) }
 
 // Changes says whether a successful op changed the store (and so has its
 // own revision).
@@ -68,6 +91,8 @@ func (o *Op) Changes() bool {
 		return o.Deleted > 0
 	case OpCAS:
 		return o.Succeeded
+	case OpLeaseDelete:
+		return true
 	}
 	return false
 }
@@ -92,6 +117,17 @@ func (o *Op) describe() string {
 		fmt.Fprintf(&b, "get %s", o.Key)
 	case OpPut:
 		fmt.Fprintf(&b, "put %s=%s", o.Key, o.Value)
+		if o.Lease != 0 {
+			fmt.Fprintf(&b, " lease %x", o.Lease)
+		}
+	case OpLeaseGrant:
+		b.WriteString("lease grant")
+	case OpLeaseRevoke:
+		fmt.Fprintf(&b, "lease revoke %x", o.Lease)
+	case OpKeepAlive:
+		fmt.Fprintf(&b, "lease keepalive %x", o.Lease)
+	case OpLeaseDelete:
+		fmt.Fprintf(&b, "(lease %x ended: %s deleted)", o.Lease, o.Key)
 	case OpDelete:
 		fmt.Fprintf(&b, "delete %s", o.Key)
 	case OpCAS:
@@ -99,6 +135,8 @@ func (o *Op) describe() string {
 	}
 	b.WriteString(" → ")
 	switch {
+	case o.Err != "" && o.Definite:
+		fmt.Fprintf(&b, "failed (%s)", o.Err)
 	case o.Unknown || (o.Err != "" && o.IsWrite()):
 		fmt.Fprintf(&b, "unknown (%s)", o.Err)
 	case o.Err != "":
@@ -107,8 +145,12 @@ func (o *Op) describe() string {
 		switch o.Kind {
 		case OpGet:
 			b.WriteString(readString(o.Found, o.Got, o.ModRev))
-		case OpPut:
+		case OpPut, OpLeaseRevoke, OpLeaseDelete:
 			b.WriteString("ok")
+		case OpLeaseGrant:
+			fmt.Fprintf(&b, "lease %x TTL %d", o.Lease, o.TTL)
+		case OpKeepAlive:
+			fmt.Fprintf(&b, "TTL %d", o.TTL)
 		case OpDelete:
 			fmt.Fprintf(&b, "deleted %d", o.Deleted)
 		case OpCAS:

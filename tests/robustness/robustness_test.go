@@ -20,6 +20,7 @@ var shortScenarios = []scenario{
 	{TargetCairn, 3, FaultPartitionLeader, 6},
 	{TargetCairn, 3, FaultBlackhole, 7},
 	{TargetCairn, 3, FaultDelay, 8},
+	{TargetCairn, 3, FaultMemberReplace, 12},
 	{TargetEtcd, 3, FaultPartitionLeader, 9},
 	{TargetMixed, 3, FaultKillLeader, 10},
 }

@@ -41,17 +41,20 @@ func (s scenario) String() string {
 // runConfig holds what does not vary by seed.
 type runConfig struct {
 	Traffic      trafficConfig
+	Watch        watchConfig
 	Warmup       time.Duration // traffic before the fault
 	Cooldown     time.Duration // traffic after every member is ready again
 	CheckTimeout time.Duration // porcupine's limit; reaching it fails the run
 	LoadFloor    float64       // successful ops/s before the fault, at least
 	Election     time.Duration // --election-timeout (heartbeat a tenth of it)
+	Env          []string      // the members' extra environment (the seeded-bug self-tests' hooks)
 }
 
 var shortConfig = runConfig{
 	Traffic:      defaultTraffic,
+	Watch:        defaultWatch,
 	Warmup:       1500 * time.Millisecond,
-	Cooldown:     time.Second,
+	Cooldown:     500 * time.Millisecond,
 	CheckTimeout: time.Minute,
 	LoadFloor:    100,
 	Election:     time.Second,
@@ -68,6 +71,9 @@ type runResult struct {
 	FailedReads    int // reads that errored (not checked)
 	Unknown        int // writes that errored or timed out
 	UnknownApplied int // ... of which the store shows took effect
+	UnknownBounded int // ... of which a watcher saw, which bounds their return time
+	LeaseEnds      int // leases whose end deleted keys
+	Watch          watchStats
 	Checked        int // operations porcupine checked
 	Revisions      int64
 	FaultConfirmed bool
@@ -86,9 +92,10 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied), %d checked in %v, %d revisions, fault confirmed %t, %v",
-		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.FaultConfirmed, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends; watch: %d watchers, %d sessions, %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
+		r.Revisions, r.LeaseEnds, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.Err != nil {
 		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
 	}
@@ -121,7 +128,7 @@ func binaries(t testing.TB, target string) []string {
 // followers (small values make a restarted or cut-off member catch up by
 // snapshot).
 func memberFlags(cfg runConfig, rnd *rand.Rand) []string {
-	snapCount := []int{100, 1000, 10000}[rnd.IntN(3)]
+	snapCount := []int{50, 100, 1000, 10000}[rnd.IntN(4)]
 	catchup := []int{100, 5000}[rnd.IntN(2)]
 	return []string{
 		"--heartbeat-interval", fmt.Sprint(cfg.Election.Milliseconds() / 10),
@@ -169,7 +176,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	res.Timeout = cfg.Traffic.Timeout
 	bins := binaries(t, sc.Target)
 
-	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags)
+	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags, cfg.Env)
 	if err != nil {
 		res.Err = fmt.Errorf("start: %w", err)
 		return res
@@ -177,7 +184,8 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	rec := &recorder{start: time.Now()}
 	in := &injector{c: c, rec: rec, rnd: rnd, timing: faultTiming{Election: cfg.Election}}
 	tr := startTraffic(c, cfg.Traffic, rec, sc.Seed)
-	in.event("traffic started: %d clients", cfg.Traffic.ClientsPerMember*sc.Members)
+	ws := startWatchers(c, cfg.Watch, rec, sc.Seed)
+	in.event("traffic started: %d clients, %d watchers", cfg.Traffic.ClientsPerMember*sc.Members, len(ws.list))
 	time.Sleep(cfg.Warmup)
 	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor {
 		res.add(anomaly{anomLowLoad, fmt.Sprintf("%.0f successful ops/s before the fault, floor %.0f", rate, cfg.LoadFloor)})
@@ -199,7 +207,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 
 	// Liveness: a last write must succeed.
 	final := &trafficClient{id: cfg.Traffic.ClientsPerMember * sc.Members, member: c.members[0].Name,
-		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}}
+		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}, leases: &clientLeases{}}
 	final.cfg.Timeout = 10 * time.Second
 	o := final.do(OpPut, key(0))
 	final.cl.Close()
@@ -212,6 +220,14 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	rev, anoms := converge(c, 30*time.Second)
 	res.add(anoms...)
 	in.event("members converged at revision %d", rev)
+	if rev > 0 {
+		for _, w := range ws.finish(rev, 30*time.Second) {
+			res.add(anomaly{anomWatchStuck, fmt.Sprintf("%s covered revision %d of %d", w, w.covered.Load(), rev)})
+		}
+		in.event("watchers stopped")
+	} else {
+		ws.finish(0, 0)
+	}
 	res.add(checkLogs(c)...)
 	ops := rec.history()
 	res.Ops = len(ops)
@@ -228,7 +244,12 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	var lin linearizability
 	if rev > 0 {
 		res.Revisions = rev
-		lin = validate(c, res, ops, rev, cfg)
+		var dels []*Op
+		lin, dels = validate(c, res, ops, ws.list, rev, cfg)
+		for _, d := range dels {
+			d.ID = len(ops)
+			ops = append(ops, d)
+		}
 		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
 	}
 	res.Events = in.events
@@ -246,25 +267,50 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 }
 
 // validate reads the store's history from the first member and checks the
-// recorded operations against it and the model.
-func validate(c *cluster, res *runResult, ops []*Op, rev int64, cfg runConfig) linearizability {
+// recorded operations and the watchers' responses against it and the
+// model. It returns the lease-delete ops it added (for the history file).
+func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int64, cfg runConfig) (linearizability, []*Op) {
 	cl := c.client(c.members[0])
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	changes, anoms, err := readHistory(ctx, cl, rev)
+	h, anoms, err := readHistory(ctx, cl, rev)
 	if err != nil {
 		res.Err = errors.Join(res.Err, fmt.Errorf("read the store's history: %w", err))
-		return linearizability{}
+		return linearizability{}, nil
 	}
 	res.add(anoms...)
-	kept, anoms := resolve(ops, changes)
+	anoms, seenAt, wst := checkWatchers(ws, h)
+	res.add(anoms...)
+	res.Watch = wst
+	kept, anoms := resolve(ops, h.changes)
 	res.add(anoms...)
 	for _, o := range ops {
-		if strings.HasPrefix(o.Resolved, "took effect") {
-			res.UnknownApplied++
+		if !strings.HasPrefix(o.Resolved, "took effect") {
+			continue
+		}
+		res.UnknownApplied++
+		// A watcher received the write's event: it took effect before
+		// then, which closes its open return time.
+		if at, ok := seenAt[o.Rev]; ok {
+			if at < o.Call {
+				res.add(anomaly{anomPhantomWrite, fmt.Sprintf("%s: a watcher saw revision %d at %.3fs, before the call", o, o.Rev, at.Seconds())})
+				continue
+			}
+			o.Return = at
+			o.Resolved += fmt.Sprintf(", seen by a watcher at %.3fs", at.Seconds())
+			res.UnknownBounded++
 		}
 	}
+	anoms, dels := checkLeases(ops, h, seenAt)
+	res.add(anoms...)
+	ends := map[int64]bool{}
+	for _, d := range dels {
+		ends[d.Lease] = true
+	}
+	res.LeaseEnds = len(ends)
+	kept = append(kept, dels...)
+	res.add(checkReadsAtRevision(kept, h)...)
 	res.add(checkRevisionOrder(kept)...)
 	lin := checkLinearizable(kept, cfg.CheckTimeout)
 	res.Checked, res.CheckerTime = lin.Ops, lin.Duration
@@ -274,5 +320,5 @@ func validate(c *cluster, res *runResult, ops []*Op, rev int64, cfg runConfig) l
 	case porcupine.Unknown:
 		res.add(anomaly{anomCheckerTimeout, fmt.Sprintf("no answer in %v", cfg.CheckTimeout)})
 	}
-	return lin
+	return lin, dels
 }

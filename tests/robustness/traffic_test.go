@@ -2,12 +2,14 @@ package robustness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -18,8 +20,17 @@ type trafficConfig struct {
 	Keys             int
 	RatePerClient    float64       // operations per second at most
 	Timeout          time.Duration // per request
-	// Weights of get, put, delete and cas (compare-and-set).
+	// Weights of get, put, delete, cas (compare-and-set), put with a
+	// lease, lease grant and lease revoke.
 	Weights map[OpKind]int
+	// Lease traffic: puts with a lease go to LeaseKeys keys of their own
+	// (kl0, kl1, ...), which nothing else writes. KeptPercent of the
+	// leases a client grants are kept alive (TTL KeptTTL, a keep-alive
+	// every KeepAlive), the others left to expire (TTL ShortTTL).
+	LeaseKeys         int
+	KeptTTL, ShortTTL int64
+	KeepAlive         time.Duration
+	KeptPercent       int // of the leases granted, how many are kept alive
 	// SerializableGets sends gets as serializable reads while the checkers
 	// still take them for linearizable ones: only the harness's end-to-end
 	// self-test sets it, to show that stale reads are caught.
@@ -31,8 +42,21 @@ var defaultTraffic = trafficConfig{
 	Keys:             10,
 	RatePerClient:    150,
 	Timeout:          2 * time.Second,
-	Weights:          map[OpKind]int{OpGet: 40, OpPut: 30, OpDelete: 10, OpCAS: 20},
+	Weights: map[OpKind]int{OpGet: 40, OpPut: 25, OpDelete: 8, OpCAS: 15,
+		opPutLease: 8, OpLeaseGrant: 2, OpLeaseRevoke: 2},
+	LeaseKeys:   5,
+	KeptTTL:     5,
+	ShortTTL:    2,
+	KeepAlive:   time.Second,
+	KeptPercent: 50,
 }
+
+// opPutLease is a weight only: a put with one of the client's leases on a
+// lease key (an OpPut with Lease set).
+const opPutLease OpKind = "put-lease"
+
+// opKinds is the order pick walks the weights in.
+var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke}
 
 // recorder collects operations from every client.
 type recorder struct {
@@ -73,9 +97,84 @@ type trafficClient struct {
 	seq    int
 	last   map[string]string
 	prefix string // makes values unique across runs sharing a data dir
+	leases *clientLeases
+}
+
+// clientLeases are the leases a client granted and has not revoked; its
+// keep-alive goroutine reads them too.
+type clientLeases struct {
+	mu   sync.Mutex
+	live []clientLease
+}
+
+type clientLease struct {
+	id   int64
+	kept bool
+}
+
+func (cl *clientLeases) add(l clientLease) {
+	cl.mu.Lock()
+	cl.live = append(cl.live, l)
+	cl.mu.Unlock()
+}
+
+// pick returns a random live lease, removing it when take is set.
+func (cl *clientLeases) pick(rnd *rand.Rand, take bool) (clientLease, bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if len(cl.live) == 0 {
+		return clientLease{}, false
+	}
+	i := rnd.IntN(len(cl.live))
+	l := cl.live[i]
+	if take {
+		cl.live = append(cl.live[:i], cl.live[i+1:]...)
+	}
+	return l, true
+}
+
+func (cl *clientLeases) drop(id int64) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for i, l := range cl.live {
+		if l.id == id {
+			cl.live = append(cl.live[:i], cl.live[i+1:]...)
+			return
+		}
+	}
+}
+
+func (cl *clientLeases) kept() []int64 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []int64
+	for _, l := range cl.live {
+		if l.kept {
+			out = append(out, l.id)
+		}
+	}
+	return out
 }
 
 func key(i int) string { return fmt.Sprintf("k%d", i) }
+
+func leaseKey(i int) string { return fmt.Sprintf("kl%d", i) }
+
+// keyFor picks the key an operation of kind works on: lease keys only take
+// puts with a lease (and reads), the others the rest.
+func (tc *trafficClient) keyFor(kind OpKind) string {
+	switch kind {
+	case opPutLease:
+		return leaseKey(tc.rnd.IntN(tc.cfg.LeaseKeys))
+	case OpGet:
+		if n := tc.rnd.IntN(tc.cfg.Keys + tc.cfg.LeaseKeys); n >= tc.cfg.Keys {
+			return leaseKey(n - tc.cfg.Keys)
+		}
+	case OpLeaseGrant, OpLeaseRevoke:
+		return ""
+	}
+	return key(tc.rnd.IntN(tc.cfg.Keys))
+}
 
 // run issues operations until stop is closed.
 func (tc *trafficClient) run(stop <-chan struct{}) {
@@ -103,7 +202,7 @@ func (tc *trafficClient) run(stop <-chan struct{}) {
 			next = time.Now() // do not burst after a stall
 		}
 		kind := tc.pick(total)
-		o := tc.do(kind, key(tc.rnd.IntN(tc.cfg.Keys)))
+		o := tc.do(kind, tc.keyFor(kind))
 		tc.rec.add(o)
 		if o.Err != "" {
 			// Back off after an error so a dead member does not turn
@@ -119,7 +218,7 @@ func (tc *trafficClient) run(stop <-chan struct{}) {
 
 func (tc *trafficClient) pick(total int) OpKind {
 	n := tc.rnd.IntN(total)
-	for _, k := range []OpKind{OpGet, OpPut, OpDelete, OpCAS} {
+	for _, k := range opKinds {
 		if n < tc.cfg.Weights[k] {
 			return k
 		}
@@ -130,7 +229,46 @@ func (tc *trafficClient) pick(total int) OpKind {
 
 // do performs one operation and records its times and outcome.
 func (tc *trafficClient) do(kind OpKind, k string) *Op {
+	switch kind {
+	case opPutLease:
+		l, ok := tc.leases.pick(tc.rnd, false)
+		if !ok {
+			kind = OpLeaseGrant // nothing to put with yet
+			k = ""
+			break
+		}
+		o := tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpPut, Key: k, Lease: l.id})
+		if errors.Is(o.err, rpctypes.ErrLeaseNotFound) {
+			tc.leases.drop(l.id) // it ended
+		}
+		return o
+	case OpLeaseRevoke:
+		l, ok := tc.leases.pick(tc.rnd, true)
+		if !ok {
+			kind = OpLeaseGrant
+			break
+		}
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpLeaseRevoke, Lease: l.id})
+	}
 	o := &Op{Client: tc.id, Member: tc.member, Kind: kind, Key: k}
+	if kind == OpLeaseGrant {
+		kept := tc.rnd.IntN(100) < tc.cfg.KeptPercent
+		o.TTL = tc.cfg.ShortTTL
+		if kept {
+			o.TTL = tc.cfg.KeptTTL
+		}
+		tc.doOp(o)
+		if o.Err == "" {
+			tc.leases.add(clientLease{id: o.Lease, kept: kept})
+		}
+		return o
+	}
+	return tc.doOp(o)
+}
+
+// doOp sends o and records its times and outcome.
+func (tc *trafficClient) doOp(o *Op) *Op {
+	kind, k := o.Kind, o.Key
 	if kind == OpPut || kind == OpCAS {
 		tc.seq++
 		o.Value = fmt.Sprintf("%sc%d-%d", tc.prefix, tc.id, tc.seq)
@@ -147,14 +285,18 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 	err := execute(ctx, tc.cl, o, tc.cfg.SerializableGets)
 	o.Return = tc.rec.now()
 	if err != nil {
-		o.Err = err.Error()
-		if o.IsWrite() {
+		o.Err, o.err = err.Error(), err
+		switch {
+		case o.Kind == OpLeaseRevoke && errors.Is(err, rpctypes.ErrLeaseNotFound):
+			o.Definite = true
+		case o.IsWrite():
 			o.Unknown = true
 			o.Return = never
 		}
 		return o
 	}
 	switch {
+	case !o.IsKeyOp():
 	case kind == OpPut || (kind == OpCAS && o.Succeeded):
 		tc.last[k] = o.Value
 	case o.Found:
@@ -182,11 +324,33 @@ func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool)
 			o.Found, o.Got, o.ModRev = true, string(r.Kvs[0].Value), r.Kvs[0].ModRevision
 		}
 	case OpPut:
-		r, err := cl.Put(ctx, o.Key, o.Value)
+		var opts []clientv3.OpOption
+		if o.Lease != 0 {
+			opts = append(opts, clientv3.WithLease(clientv3.LeaseID(o.Lease)))
+		}
+		r, err := cl.Put(ctx, o.Key, o.Value, opts...)
 		if err != nil {
 			return err
 		}
 		o.Rev = r.Header.Revision
+	case OpLeaseGrant:
+		r, err := cl.Grant(ctx, o.TTL)
+		if err != nil {
+			return err
+		}
+		o.Rev, o.Lease, o.TTL = r.ResponseHeader.Revision, int64(r.ID), r.TTL
+	case OpLeaseRevoke:
+		r, err := cl.Revoke(ctx, clientv3.LeaseID(o.Lease))
+		if err != nil {
+			return err
+		}
+		o.Rev = r.Header.Revision
+	case OpKeepAlive:
+		r, err := cl.KeepAliveOnce(ctx, clientv3.LeaseID(o.Lease))
+		if err != nil {
+			return err
+		}
+		o.Rev, o.TTL = r.ResponseHeader.Revision, r.TTL
 	case OpDelete:
 		r, err := cl.Delete(ctx, o.Key)
 		if err != nil {
@@ -230,14 +394,19 @@ func startTraffic(c *cluster, cfg trafficConfig, rec *recorder, seed uint64) *tr
 			tr.clients = append(tr.clients, cl)
 			tc := &trafficClient{
 				id: id, member: m.Name, cl: cl, cfg: cfg, rec: rec,
-				rnd:  rand.New(rand.NewPCG(seed, uint64(id))),
-				last: map[string]string{},
+				rnd:    rand.New(rand.NewPCG(seed, uint64(id))),
+				last:   map[string]string{},
+				leases: &clientLeases{},
 			}
 			id++
-			tr.wg.Add(1)
+			tr.wg.Add(2)
 			go func() {
 				defer tr.wg.Done()
 				tc.run(tr.stop)
+			}()
+			go func() {
+				defer tr.wg.Done()
+				tc.keepAlive(tr.stop)
 			}()
 		}
 	}
@@ -250,5 +419,37 @@ func (tr *traffic) finish() {
 	tr.wg.Wait()
 	for _, cl := range tr.clients {
 		cl.Close()
+	}
+}
+
+// keepAlive renews the client's kept leases, one KeepAliveOnce each every
+// cfg.KeepAlive, each recorded with its call and return time (the lease
+// checker bounds expiries with them). It runs beside the client's own
+// requests, as a separate client would.
+func (tc *trafficClient) keepAlive(stop <-chan struct{}) {
+	if tc.cfg.KeepAlive <= 0 {
+		return
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(tc.cfg.KeepAlive):
+		}
+		for _, id := range tc.leases.kept() {
+			o := &Op{Client: tc.id, Member: tc.member, Kind: OpKeepAlive, Lease: id}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Timeout)
+			o.Call = tc.rec.now()
+			err := execute(ctx, tc.cl, o, false)
+			o.Return = tc.rec.now()
+			cancel()
+			if err != nil {
+				o.Err = err.Error()
+				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+					tc.leases.drop(id)
+				}
+			}
+			tc.rec.add(o)
+		}
 	}
 }

@@ -7,10 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Anomaly kinds. A run passes only with none.
@@ -30,6 +27,25 @@ const (
 	anomLogPanic         = "panic, fatal or data race in a log"
 	anomLowLoad          = "load below the floor before the fault"
 	anomFaultNotApplied  = "fault not confirmed"
+	anomReadAtRevision   = "read differs from the store at its revision"
+
+	// Watch rules (watch.go), each checked against the store's history.
+	anomWatchOrder     = "watch: events out of order"
+	anomWatchDuplicate = "watch: event delivered twice"
+	anomWatchGap       = "watch: event missing (not reliable)"
+	anomWatchAtomic    = "watch: a revision split across responses"
+	anomWatchBookmark  = "watch: event at or below a progress notification"
+	anomWatchEvent     = "watch: event differs from the store"
+	anomWatchPrevKV    = "watch: wrong prev_kv"
+	anomWatchStart     = "watch: event before the start revision"
+	anomWatchCanceled  = "watch: cancelled by the server unexpectedly"
+	anomWatchStuck     = "watch: did not reach the final revision"
+
+	// Leases (lease.go).
+	anomLeaseSplit     = "lease: keys not deleted in one revision"
+	anomLeaseEarly     = "lease: expired before its TTL"
+	anomLeaseLeftKey   = "lease: key left after the lease ended"
+	anomLeaseRevokeRev = "lease: revoke answered before its deletion"
 )
 
 type anomaly struct {
@@ -38,89 +54,6 @@ type anomaly struct {
 }
 
 func (a anomaly) String() string { return a.Kind + ": " + a.Detail }
-
-// storeChange is the one change a revision made to the key space, read
-// back from the store's MVCC history.
-type storeChange struct {
-	Rev   int64
-	Key   string
-	Put   bool // else a delete
-	Value string
-}
-
-type kv struct {
-	value string
-	mod   int64
-}
-
-// readHistory reads the key space at every revision from 1 to last through
-// cl (serializable ranges at each revision, nothing is ever compacted) and
-// returns the change each revision made. The traffic's operations touch one
-// key each, so every revision after 1 must change exactly one key; a
-// revision that does not is an anomaly. This stands in for the final watch
-// history the plan resolves writes with, until watch exists.
-func readHistory(ctx context.Context, cl *clientv3.Client, last int64) ([]storeChange, []anomaly, error) {
-	states := make([]map[string]kv, last+1)
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	revs := make(chan int64)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range revs {
-				resp, err := cl.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithRev(r), clientv3.WithSerializable())
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("range at revision %d: %w", r, err)
-					}
-				} else {
-					st := make(map[string]kv, len(resp.Kvs))
-					for _, e := range resp.Kvs {
-						st[string(e.Key)] = kv{string(e.Value), e.ModRevision}
-					}
-					states[r] = st
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for r := int64(1); r <= last; r++ {
-		revs <- r
-	}
-	close(revs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
-	}
-	var changes []storeChange
-	var anoms []anomaly
-	for r := int64(2); r <= last; r++ {
-		prev, cur := states[r-1], states[r]
-		var here []storeChange
-		for k, e := range cur {
-			if e.mod == r {
-				here = append(here, storeChange{Rev: r, Key: k, Put: true, Value: e.value})
-			} else if p, ok := prev[k]; !ok || p != e {
-				anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d: %s=%s (mod %d) was %v at revision %d", r, k, e.value, e.mod, p, r-1)})
-			}
-		}
-		for k := range prev {
-			if _, ok := cur[k]; !ok {
-				here = append(here, storeChange{Rev: r, Key: k})
-			}
-		}
-		if len(here) != 1 {
-			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d changes %d keys: %v", r, len(here), here)})
-		}
-		changes = append(changes, here...)
-	}
-	return changes, anoms, nil
-}
 
 // resolve matches the history against the store's changes: every
 // acknowledged write must be there at its revision, nothing may be there
@@ -134,6 +67,9 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	byValue := map[string]storeChange{}
 	deletes := map[int64]storeChange{}
 	for _, ch := range changes {
+		if ch.leaseEnd() {
+			continue // the lease checker's (lease.go)
+		}
 		if !ch.Put {
 			deletes[ch.Rev] = ch
 			continue
@@ -147,7 +83,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	claimed := map[int64]bool{}
 	unknownDeletes := map[string]int{}
 	for _, o := range ops {
-		if o.Failed() || o.Kind == OpGet {
+		if o.Failed() || o.Kind == OpGet || !o.IsKeyOp() {
 			continue
 		}
 		switch {
@@ -188,7 +124,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	}
 	unexplained := map[string]int{}
 	for _, ch := range changes {
-		if claimed[ch.Rev] {
+		if claimed[ch.Rev] || ch.leaseEnd() {
 			continue
 		}
 		if ch.Put {
@@ -204,6 +140,9 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	}
 	var keep []*Op
 	for _, o := range ops {
+		if !o.IsKeyOp() {
+			continue
+		}
 		if o.Unknown && (o.Kind != OpDelete || unexplained[o.Key] == 0) {
 			if o.Resolved == "" {
 				o.Resolved = "no effect"

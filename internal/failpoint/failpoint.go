@@ -1,0 +1,48 @@
+// Package failpoint holds cairn's test-only fault hooks. Each hook is a
+// named, deliberately wrong behaviour at one place in the product, inert
+// unless the environment variable CAIRN_TEST_FAILPOINTS, read once at start,
+// names it (a comma-separated list). Only tests set it: the robustness suite
+// switches a hook on to show that its checkers catch the bug shape
+// (docs/robustness.md lists them). Nothing else may depend on a hook.
+package failpoint
+
+import (
+	"os"
+	"strings"
+)
+
+// EnvVar is the environment variable naming the active hooks.
+const EnvVar = "CAIRN_TEST_FAILPOINTS"
+
+// The hooks.
+const (
+	// WatchDropEvent: a watch response leaves out the events of every
+	// revision divisible by 64 (internal/watch, Stream.sendEvents).
+	WatchDropEvent = "watch-drop-event"
+	// LeaseExpireEarly: a keep-alive is answered but does not push the
+	// lease's expiry back, so a kept-alive lease ends at grant + TTL
+	// (internal/lease, Lessor.Renew).
+	LeaseExpireEarly = "lease-expire-early"
+	// PutAckUnwritten: a put whose value ends in "0" is acknowledged
+	// without being written (internal/txn, Executor.Put).
+	PutAckUnwritten = "put-ack-unwritten"
+)
+
+var active = parse(os.Getenv(EnvVar))
+
+func parse(s string) map[string]bool {
+	if s == "" {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, name := range strings.Split(s, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			m[name] = true
+		}
+	}
+	return m
+}
+
+// On says whether hook name is active. With CAIRN_TEST_FAILPOINTS unset it
+// is a lookup in a nil map: false.
+func On(name string) bool { return active[name] }
