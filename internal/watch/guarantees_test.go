@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +159,26 @@ func guaranteesRandom(t *testing.T, seed int64) {
 		if i%100 == 0 {
 			time.Sleep(time.Millisecond)
 		}
+	}
+	// The slow path whatever the scheduling above did (on a loaded machine
+	// the sweeper may never have caught a blocked client behind): a blocked
+	// client's new watcher falls more than MaxLagBytes behind its group's
+	// tail until the sweeper moves it aside.
+	slow := clients[0]
+	slow.block(false)
+	r := &pb.WatchCreateRequest{Key: []byte("slow"), WatchId: nextID[slow] + 1}
+	nextID[slow]++
+	slow.s.Create(r)
+	specs = append(specs, &watchSpec{c: slow, id: r.WatchId, req: r})
+	slow.waitFor(t, "the slow watcher created", func(rs []*pb.WatchResponse) bool {
+		return slices.ContainsFunc(rs, func(x *pb.WatchResponse) bool { return x.Created && x.WatchId == r.WatchId })
+	})
+	slow.block(true)
+	for deadline := time.Now().Add(30 * time.Second); e.hub.Stats().MovedAside == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("a blocked client's watcher was never moved aside (%+v)", e.hub.Stats())
+		}
+		e.write(put("slow", strings.Repeat("x", 200)))
 	}
 	// Writes past every future start, then wait until every stream has sent
 	// everything: a stream-wide progress notification at the last revision.
