@@ -40,6 +40,36 @@ func put3mWorkload(name string, clients, conns, total int) workload {
 	}
 }
 
+// range3mWorkload: etcd's benchmark linearizable 1-key range against all
+// three members' endpoints (connections spread round-robin): each member
+// serves reads with a ReadIndex round through the leader.
+func range3mWorkload(name string, clients, conns, total int) workload {
+	return workload{
+		name: name, server: true, members: clusterSize, metrics: loadMetrics,
+		desc: fmt.Sprintf("range 1 key, linearizable, on a 3-member cluster, %d clients / %d connections spread over "+
+			"all 3 endpoints; server CPU is the sum over members", clients, conns),
+		clusterRun: func(ctx context.Context, r *runner, c *cluster) (runOut, error) {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c.cli.Put(pctx, rangeKey, strings.Repeat("r", valSize))
+			cancel()
+			if err != nil {
+				return runOut{}, fmt.Errorf("preload %s: %w", rangeKey, err)
+			}
+			cpu0, cerr := c.cpu()
+			m, err := r.benchmarkAt(ctx, strings.Join(c.endpoints, ","), clients, conns,
+				"range", rangeKey, "--consistency", "l", "--total", strconv.Itoa(total))
+			if err != nil {
+				return runOut{m: m, expected: total}, err
+			}
+			v := loadValues(*m)
+			if cpu1, err := c.cpu(); err == nil && cerr == nil {
+				v["cpu_us"] = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(total)
+			}
+			return runOut{m: m, values: v, expected: total}, nil
+		},
+	}
+}
+
 // leaderRecoveryLimit bounds the wait for a write after the leader kill.
 const (
 	leaderRecoveryLimit = time.Minute

@@ -204,6 +204,7 @@ func workloads(sz Sizes) []workload {
 		defragWorkload(sz),
 		put3mWorkload("put-3m-100c", 100, 10, sz.Put3m100),
 		put3mWorkload("put-3m-1000c", 1000, 100, sz.Put3m1000),
+		range3mWorkload("range-3m-l-100c", 100, 10, sz.Range100),
 		leaderKillWorkload(sz),
 		growShrinkWorkload(sz),
 		watchFanoutWorkload(sz),
