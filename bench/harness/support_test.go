@@ -23,7 +23,7 @@ func TestFullModeSizesOfClusterWatchV2(t *testing.T) {
 		t.Errorf("full mode: %+v", f)
 	}
 	for name, sz := range Modes {
-		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 {
+		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 {
 			t.Errorf("%s: watch/v2 sizes unset: %+v", name, sz)
 		}
 	}
@@ -267,14 +267,18 @@ func TestNotSupportedOnCairn(t *testing.T) {
 				t.Skipf("cannot install Debian's %s (no package mirror?): %v", debianPackages, err)
 			}
 		}
-		res := run(t, "v2-set-100c", "v2-get-q-100c")
+		res := run(t, "v2-set-100c", "v2-get-q-100c", "v2-memory")
 		if len(res.Refs) != 1 || !strings.HasSuffix(res.Refs[0].Name, "-v2") {
 			t.Fatalf("refs %+v, want only the v2 reference", res.Refs)
 		}
 		ref := res.Refs[0].Name
 		for _, wr := range res.Workloads {
-			if len(wr.Metrics) != len(loadMetrics) {
-				t.Errorf("%s: %d metrics", wr.Name, len(wr.Metrics))
+			want := len(loadMetrics)
+			if wr.Name == "v2-memory" {
+				want = 2 // RSS and per key
+			}
+			if len(wr.Metrics) != want {
+				t.Errorf("%s: %d metrics, want %d", wr.Name, len(wr.Metrics), want)
 			}
 			for _, mr := range wr.Metrics {
 				if st := mr.BySystem[ref]; len(st.Values) != 1 || !(st.Median > 0) {

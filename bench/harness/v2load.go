@@ -140,6 +140,9 @@ type v2Load struct {
 	get        bool
 	val        string
 	reqTimeout time.Duration
+	// distinct sets key i for request i (0 ≤ i < total) instead of
+	// scattering the requests over v2KeySpace.
+	distinct bool
 }
 
 func (l v2Load) run(ctx context.Context) (Measurement, error) {
@@ -171,6 +174,9 @@ func (l v2Load) run(ctx context.Context) (Measurement, error) {
 					err = v2Do(rctx, hc, http.MethodGet, l.base, v2GetKey, l.val, "quorum=true", "get", http.StatusOK)
 				} else {
 					key := fixedKey("", int(i*7919)%v2KeySpace, 8)
+					if l.distinct {
+						key = fixedKey("m", int(i), 8)
+					}
 					err = v2Do(rctx, hc, http.MethodPut, l.base, key, l.val, "", "set", http.StatusOK, http.StatusCreated)
 				}
 				d := time.Since(t)
@@ -228,6 +234,45 @@ func v2Workload(name, desc string, total int, get bool) workload {
 	}
 }
 
+// v2MemoryWorkload: RSS after sz.V2MemKeys distinct v2 keys (8 B names,
+// 256 B values) are set, and the growth per key over the RSS before the fill.
+func v2MemoryWorkload(sz Sizes) workload {
+	return workload{
+		name: "v2-memory", server: true, v2: true, serverArgs: []string{"--enable-v2"},
+		desc: fmt.Sprintf("RSS after %d distinct v2 keys (8 B names, 256 B values) are set by %d clients, and the "+
+			"RSS growth per key over the RSS measured before the fill; reference: etcd 3.4 --enable-v2", sz.V2MemKeys, v2Clients),
+		metrics: []metricDef{
+			{"rss_mib", "RSS (VmRSS) after the fill", "MiB", false},
+			{"per_key_b", "RSS growth per key", "B", false},
+		},
+		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
+			if err := v2Probe(ctx, s.url); err != nil {
+				return runOut{}, err
+			}
+			before, _, err := procStatus(s.pid())
+			if err != nil {
+				return runOut{}, err
+			}
+			l := v2Load{base: s.url, clients: v2Clients, total: sz.V2MemKeys, val: strings.Repeat("v", valSize),
+				reqTimeout: 10 * time.Second, distinct: true}
+			m, err := l.run(ctx)
+			out := runOut{m: &m, expected: sz.V2MemKeys}
+			if err != nil || m.Errors > 0 {
+				return out, err
+			}
+			after, _, err := procStatus(s.pid())
+			if err != nil {
+				return out, err
+			}
+			out.values = map[string]float64{
+				"rss_mib":   float64(after) / (1 << 20),
+				"per_key_b": float64(after-before) / float64(sz.V2MemKeys),
+			}
+			return out, nil
+		},
+	}
+}
+
 func v2Workloads(sz Sizes) []workload {
 	return []workload{
 		v2Workload("v2-set-100c", fmt.Sprintf("v2 set: PUT /v2/keys/<8 B key> (100k key space) value=<256 B>, %d requests by %d clients "+
@@ -236,6 +281,7 @@ func v2Workloads(sz Sizes) []workload {
 		v2Workload("v2-get-q-100c", fmt.Sprintf("v2 quorum get: GET /v2/keys/%s?quorum=true (256 B value), %d requests by %d clients "+
 			"over keep-alive HTTP (harness generator; every answer's status and value checked); reference: etcd 3.4 --enable-v2",
 			v2GetKey, sz.V2Get, v2Clients), sz.V2Get, true),
+		v2MemoryWorkload(sz),
 	}
 }
 
