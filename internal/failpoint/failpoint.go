@@ -17,7 +17,7 @@ const EnvVar = "CAIRN_TEST_FAILPOINTS"
 // The hooks.
 const (
 	// WatchDropEvent: a watch response leaves out the events of every
-	// revision divisible by 64 (internal/watch, Stream.sendEvents).
+	// revision divisible by 16 (internal/watch, Stream.sendEvents).
 	WatchDropEvent = "watch-drop-event"
 	// LeaseExpireEarly: a keep-alive is answered but does not push the
 	// lease's expiry back, so a kept-alive lease ends at grant + TTL

@@ -24,6 +24,10 @@ var seededBugs = []struct {
 // (2 s, renewed every 0.5 s), so the lease hook shows within the run.
 var seededConfig = func() runConfig {
 	c := shortConfig
+	// Long enough for a 2 s lease to end inside the checked history even
+	// on a loaded machine (with short mode's 1.5 s the hook's early ends
+	// often fell after the traffic, where nothing is checked).
+	c.Warmup = 4 * time.Second
 	c.Traffic.KeptTTL = 2
 	c.Traffic.KeptPercent = 100
 	c.Traffic.KeepAlive = 500 * time.Millisecond
