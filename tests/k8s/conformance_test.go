@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,10 +24,11 @@ import (
 //
 // CAIRN_K8S_RUN=<regexp> limits the tests run (go test's -run);
 // CAIRN_K8S_TARGETS=cairn (or etcd) runs one target only, without the
-// comparison; CAIRN_K8S_REPORT=<file> writes the per-test results as JSON.
+// comparison; CAIRN_K8S_REPORT=<file> writes the per-test results as JSON;
+// CAIRN_K8S_VERBOSE=1 logs the output of every failed test.
 func TestKubernetesStorage(t *testing.T) {
-	if os.Getenv("CAIRN_K8S") == "" {
-		t.Skip("set CAIRN_K8S=1 to run Kubernetes' storage tests against cairn and etcd (see docs/kubernetes.md)")
+	if !k8sEnabled() {
+		t.Skip(skipMessage)
 	}
 	targets := map[string]string{}
 	want := strings.Split(envOr("CAIRN_K8S_TARGETS", "cairn,etcd"), ",")
@@ -44,18 +47,33 @@ func TestKubernetesStorage(t *testing.T) {
 	bins := compileTests(t)
 	t.Logf("compiled %d test packages in %v", len(bins), time.Since(start).Round(time.Second))
 
-	results := map[string]map[string]string{} // target → test → action
+	// The packages' tests mostly wait on timers (a few seconds of CPU a
+	// minute), so every package runs against every target at once, at most
+	// CAIRN_K8S_PARALLEL (default 4) test binaries at a time.
+	results := map[string]map[string]string{} // target → "<package> <test>" → action
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, envInt(t, "CAIRN_K8S_PARALLEL", 4))
 	for _, name := range want {
 		results[name] = map[string]string{}
 		for _, b := range bins {
-			start := time.Now()
-			res := runTests(t, b, targets[name], envOr("CAIRN_K8S_RUN", ""))
-			for k, v := range res {
-				results[name][k] = v
-			}
-			t.Logf("%s on %s: %s in %v", b.pkg, name, summarize(res), time.Since(start).Round(time.Second))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				start := time.Now()
+				res := runTests(t, b, targets[name], envOr("CAIRN_K8S_RUN", ""))
+				mu.Lock()
+				defer mu.Unlock()
+				for k, v := range res {
+					results[name][k] = v
+				}
+				t.Logf("%s on %s: %s in %v", b.pkg, name, summarize(res), time.Since(start).Round(time.Second))
+			}()
 		}
 	}
+	wg.Wait()
 	if f := os.Getenv("CAIRN_K8S_REPORT"); f != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(f, b, 0o644); err != nil {
@@ -105,6 +123,18 @@ func TestKubernetesStorage(t *testing.T) {
 			t.Errorf("knownDifferences lists %s, which now passes on cairn: remove it", test)
 		}
 	}
+}
+
+// k8sEnabled says whether CAIRN_K8S asks for this module's tests: they
+// compile much of Kubernetes and take minutes.
+func k8sEnabled() bool { return os.Getenv("CAIRN_K8S") != "" }
+
+const skipMessage = "set CAIRN_K8S=1 to run Kubernetes' storage tests against cairn and etcd (docs/kubernetes.md)"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	framework.RemoveBinaries()
+	os.Exit(code)
 }
 
 // packages are the Kubernetes test packages that talk to etcd through
@@ -277,7 +307,7 @@ func runTests(t *testing.T, b compiled, server, run string) map[string]string {
 		}
 	}
 	if len(res) == 0 && run == "" {
-		t.Fatalf("%s ran no tests:\n%s", b.pkg, out)
+		t.Errorf("%s ran no tests:\n%s", b.pkg, out)
 	}
 	return res
 }
@@ -308,6 +338,18 @@ func goList(t *testing.T, args ...string) string {
 		t.Fatalf("go list %v: %v", args, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+func envInt(t *testing.T, k string, def int) int {
+	v := os.Getenv(k)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", k, v)
+	}
+	return n
 }
 
 func envOr(k, def string) string {
