@@ -145,6 +145,7 @@ var packages = []string{
 	"k8s.io/apiserver/pkg/storage/storagebackend/factory",
 	"k8s.io/apiserver/pkg/registry/generic/registry",
 	"k8s.io/apiserver/pkg/reconcilers",
+	"k8s.io/apiserver/pkg/util/peerproxy",
 }
 
 // knownDifferences are tests that fail on cairn and pass on etcd, keyed
