@@ -21,6 +21,8 @@ var shortScenarios = []scenario{
 	{TargetCairn, 3, FaultBlackhole, 7},
 	{TargetCairn, 3, FaultDelay, 8},
 	{TargetCairn, 3, FaultMemberReplace, 12},
+	{TargetCairn, 3, FaultRemoveLeader, 22},
+	{TargetCairn, 3, FaultGrowShrink, 21},
 	{TargetEtcd, 3, FaultPartitionLeader, 9},
 	{TargetMixed, 3, FaultKillLeader, 10},
 }

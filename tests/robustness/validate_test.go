@@ -275,7 +275,7 @@ var logPatterns = []string{"panic: ", "fatal error: ", `"level":"panic"`, `"leve
 // checkLogs scans each member's log.
 func checkLogs(c *cluster) []anomaly {
 	var anoms []anomaly
-	for _, m := range c.members {
+	for _, m := range append(c.members[:len(c.members):len(c.members)], c.spares...) {
 		f, err := os.Open(m.LogPath)
 		if err != nil {
 			anoms = append(anoms, anomaly{anomLogPanic, fmt.Sprintf("%s: %v", m.Name, err)})
