@@ -32,6 +32,20 @@ const (
 	// it once in sync, removes it; then adds it (wiped) directly as a
 	// voter, starts it and removes it again.
 	FaultGrowShrink = "grow-shrink"
+	// FaultPartitionOneWay blocks one direction between a member (leader
+	// or follower) and the others: it cannot send, or cannot hear.
+	FaultPartitionOneWay = "partition-oneway"
+	// FaultDrop loses a share of one member's peer chunks (each loss
+	// ends its connection).
+	FaultDrop = "drop"
+	// FaultKillAll SIGKILLs every member at once and restarts them:
+	// every acknowledged write must survive.
+	FaultKillAll = "kill-all"
+	// FaultBlackholeSnapshot isolates a follower until the leader's log
+	// has been compacted past it, so it catches up by snapshot (the run's
+	// members get --snapshot-count and --snapshot-catchup-entries 100 at
+	// most).
+	FaultBlackholeSnapshot = "blackhole-snapshot"
 	// FaultNone injects nothing (the seeded-bug self-tests' runs).
 	FaultNone = "none"
 )
@@ -41,13 +55,14 @@ var allFaults = []string{
 	FaultKillLeader, FaultKillFollower, FaultPauseMember, FaultPauseLeader,
 	FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole, FaultDelay,
 	FaultMemberReplace, FaultRemoveLeader, FaultGrowShrink,
+	FaultPartitionOneWay, FaultDrop, FaultKillAll, FaultBlackholeSnapshot,
 }
 
 // faultsFor are the kinds that apply to a cluster of n members: a single
 // member has no followers and no peer traffic.
 func faultsFor(n int) []string {
 	if n == 1 {
-		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader}
+		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader, FaultKillAll}
 	}
 	return allFaults
 }
@@ -162,6 +177,18 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 
 	case FaultGrowShrink:
 		return in.growShrink()
+
+	case FaultPartitionOneWay:
+		return in.oneWay()
+
+	case FaultDrop:
+		return in.dropChunks()
+
+	case FaultKillAll:
+		return in.killAll()
+
+	case FaultBlackholeSnapshot:
+		return in.blackholeSnapshot()
 
 	case FaultDelay:
 		target := c.members[in.rnd.IntN(len(c.members))].Name

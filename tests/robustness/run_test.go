@@ -169,6 +169,9 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	defer func() { res.Duration = time.Since(started) }()
 	rnd := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
 	res.Flags = memberFlags(cfg, rnd)
+	if sc.Fault == FaultBlackholeSnapshot {
+		res.Flags = snapshotFlags(res.Flags)
+	}
 	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
 	// more writes of unknown outcome to settle; long ones let requests
 	// ride out the fault.
