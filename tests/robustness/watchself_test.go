@@ -162,6 +162,25 @@ func TestLeaseCheckerFindsViolations(t *testing.T) {
 	if !found {
 		t.Fatalf("key after the end: %v", anoms)
 	}
+	// An acknowledged revoke (answered at revision 8) that left kl2 with
+	// the lease at its revision; a later put without a lease hides it
+	// from the final state.
+	left := selfHistory()
+	left.states[8]["kl2"] = left.states[7]["kl2"]
+	left.byRev[8] = left.byRev[8][:1]
+	y := kvState{"y", 9, 9, 1, 0}
+	left.Last = 9
+	left.states = append(left.states, map[string]kvState{"k2": left.states[8]["k2"], "kl2": y})
+	left.byRev = append(left.byRev, []storeChange{{Rev: 9, Key: "kl2", Put: true, Value: "y", KV: y}})
+	left.changes = append(left.changes, left.byRev[9]...)
+	found = false
+	anoms, _ = checkLeases([]*Op{rv}, left, nil)
+	for _, a := range anoms {
+		found = found || a.Kind == anomLeaseLeftKey
+	}
+	if !found {
+		t.Fatalf("key left at the revoke's revision: %v", anoms)
+	}
 }
 
 // A read is checked against the store at its header revision.
