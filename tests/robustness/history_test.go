@@ -3,7 +3,9 @@ package robustness
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -135,6 +137,25 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 	return h, anoms, nil
 }
 
+// checkList checks a list against the store at its revision: every page
+// together must be exactly the keys under the prefix there, in order, with
+// their values and mod revisions, and the first page's count their number.
+func checkList(o *Op, h *storeHistory) (anomaly, bool) {
+	var want []listedKV
+	if o.Rev >= 1 && o.Rev <= h.Last {
+		for k, kv := range h.states[o.Rev] {
+			if strings.HasPrefix(k, o.Key) {
+				want = append(want, listedKV{k, kv.Value, kv.Mod})
+			}
+		}
+	}
+	slices.SortFunc(want, func(a, b listedKV) int { return strings.Compare(a.Key, b.Key) })
+	if o.Rev > h.Last || !slices.Equal(want, o.Listed) || o.Count != int64(len(want)) {
+		return anomaly{anomReadAtRevision, fmt.Sprintf("%s: the store has %d keys at revision %d: %v", o, len(want), o.Rev, want)}, true
+	}
+	return anomaly{}, false
+}
+
 // checkReadsAtRevision checks every successful read (a get, a failed
 // compare-and-set's else branch) against the store at the read's header
 // revision: an etcd read is served at exactly that revision, so presence,
@@ -143,6 +164,12 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 func checkReadsAtRevision(ops []*Op, h *storeHistory) []anomaly {
 	var anoms []anomaly
 	for _, o := range ops {
+		if o.Kind == OpList && o.Err == "" {
+			if a, bad := checkList(o, h); bad {
+				anoms = append(anoms, a)
+			}
+			continue
+		}
 		if o.Err != "" || o.Unknown || !(o.Kind == OpGet || (o.Kind == OpCAS && !o.Succeeded)) {
 			continue
 		}

@@ -48,6 +48,7 @@ type runConfig struct {
 	LoadFloor    float64       // successful ops/s before the fault, at least
 	Election     time.Duration // --election-timeout (heartbeat a tenth of it)
 	Env          []string      // the members' extra environment (the seeded-bug self-tests' hooks)
+	FixedTraffic bool          // keep Traffic: no profile chosen by seed
 }
 
 var shortConfig = runConfig{
@@ -65,6 +66,7 @@ type runResult struct {
 	Scenario       scenario
 	Flags          []string
 	Timeout        time.Duration // per request
+	Profile        string        // traffic profile
 	Dir            string
 	Ops            int // operations recorded
 	OK             int // succeeded
@@ -92,8 +94,8 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends; watch: %d watchers, %d sessions, %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
-		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends; watch: %d watchers, %d sessions, %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
 		r.Revisions, r.LeaseEnds, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.Err != nil {
@@ -177,6 +179,14 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	// ride out the fault.
 	cfg.Traffic.Timeout = []time.Duration{250 * time.Millisecond, 2 * time.Second}[rnd.IntN(2)]
 	res.Timeout = cfg.Traffic.Timeout
+	// One run in three uses the Kubernetes-like profile; a stream of its
+	// own keeps the seed's other choices as they were.
+	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0 {
+		timeout := cfg.Traffic.Timeout
+		cfg.Traffic = kubernetesTraffic
+		cfg.Traffic.Timeout = timeout
+	}
+	res.Profile = cfg.Traffic.Profile
 	bins := binaries(t, sc.Target)
 
 	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags, cfg.Env)
@@ -210,7 +220,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 
 	// Liveness: a last write must succeed.
 	final := &trafficClient{id: cfg.Traffic.ClientsPerMember * sc.Members, member: c.members[0].Name,
-		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}, leases: &clientLeases{}}
+		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}, lastRev: map[string]int64{}, leases: &clientLeases{}}
 	final.cfg.Timeout = 10 * time.Second
 	o := final.do(OpPut, key(0))
 	final.cl.Close()

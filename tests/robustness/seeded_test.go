@@ -30,6 +30,7 @@ var seededBugs = []struct {
 // (2 s, renewed every 0.5 s), so the lease hook shows within the run.
 var seededConfig = func() runConfig {
 	c := shortConfig
+	c.FixedTraffic = true
 	c.Traffic.KeptTTL = 2
 	c.Traffic.KeptPercent = 100
 	c.Traffic.KeepAlive = 500 * time.Millisecond
