@@ -59,8 +59,26 @@ func (h *storeHistory) at(rev int64, key string) (kvState, bool) {
 // deletes several keys; anything else is an anomaly. The watchers' history
 // is checked against this one (watch.go's checks), so the two confirm each
 // other.
-func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHistory, []anomaly, error) {
+//
+// With compaction in the traffic, the revisions a compaction would remove
+// were read before it was sent (compactor.go) and are passed in as read:
+// read[r] is the key space at revision r for r < len(read).
+func readHistory(ctx context.Context, cl *clientv3.Client, last int64, read []map[string]kvState) (*storeHistory, []anomaly, error) {
+	from := max(int64(len(read)), 1)
+	states, err := readStates(ctx, cl, from, last)
+	if err != nil {
+		return nil, nil, err
+	}
 	h := &storeHistory{Last: last, states: make([]map[string]kvState, last+1), byRev: make([][]storeChange, last+1)}
+	copy(h.states, read)
+	copy(h.states[from:], states)
+	return h, h.derive(), nil
+}
+
+// readStates reads the key space at revisions from..to (serializable
+// ranges at each revision) through cl; out[i] is revision from+i.
+func readStates(ctx context.Context, cl *clientv3.Client, from, to int64) ([]map[string]kvState, error) {
+	out := make([]map[string]kvState, max(to-from+1, 0))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -83,20 +101,25 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 					for _, e := range resp.Kvs {
 						st[string(e.Key)] = kvState{string(e.Value), e.CreateRevision, e.ModRevision, e.Version, e.Lease}
 					}
-					h.states[r] = st
+					out[r-from] = st
 				}
 				mu.Unlock()
 			}
 		}()
 	}
-	for r := int64(1); r <= last; r++ {
+	for r := from; r <= to; r++ {
 		revs <- r
 	}
 	close(revs)
 	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
-	}
+	return out, firstErr
+}
+
+// derive computes the changes of every revision from the states, and
+// reports revisions that change nothing, or several keys other than by a
+// lease's end, or a key without a new mod revision.
+func (h *storeHistory) derive() []anomaly {
+	last := h.Last
 	var anoms []anomaly
 	for r := int64(2); r <= last; r++ {
 		prev, cur := h.states[r-1], h.states[r]
@@ -134,7 +157,7 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 		h.byRev[r] = here
 		h.changes = append(h.changes, here...)
 	}
-	return h, anoms, nil
+	return anoms
 }
 
 // checkList checks a list against the store at its revision: every page

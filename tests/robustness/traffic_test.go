@@ -16,7 +16,8 @@ import (
 // trafficConfig shapes the etcd-like traffic: clients pinned to members,
 // one request in flight each, on a small key set, at a bounded rate.
 type trafficConfig struct {
-	Profile          string // "etcd" (the default) or "kubernetes"
+	Profile          string        // "etcd" (the default) or "kubernetes"
+	CompactEvery     time.Duration // compaction in the traffic about this often (0: none)
 	ClientsPerMember int
 	Keys             int
 	RatePerClient    float64       // operations per second at most

@@ -38,7 +38,7 @@ const (
 	anomWatchEvent     = "watch: event differs from the store"
 	anomWatchPrevKV    = "watch: wrong prev_kv"
 	anomWatchStart     = "watch: event before the start revision"
-	anomWatchCanceled  = "watch: cancelled by the server unexpectedly"
+	anomWatchCompact   = "watch: wrong compact revision"
 	anomWatchStuck     = "watch: did not reach the final revision"
 
 	// Leases (lease.go).
