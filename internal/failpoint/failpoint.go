@@ -26,6 +26,14 @@ const (
 	// PutAckUnwritten: a put whose value ends in "0" is acknowledged
 	// without being written (internal/txn, Executor.Put).
 	PutAckUnwritten = "put-ack-unwritten"
+	// LeaseRevokeLeavesKey: a lease's revoke or expiry leaves its keys
+	// whose names end in "0" in place, pointing at the gone lease
+	// (internal/lease, Lessor.RevokeKeys).
+	LeaseRevokeLeavesKey = "lease-revoke-leaves-key"
+	// ReadLocal: a linearizable range is served from local state without
+	// a ReadIndex round, as a serializable one is (internal/server,
+	// Server.Range).
+	ReadLocal = "read-local"
 )
 
 var active = parse(os.Getenv(EnvVar))

@@ -27,8 +27,8 @@ import (
 // Peer connections are plain HTTP/1.1. Stream GETs, pipeline POSTs and
 // snapshot POSTs carry "X-Server-From: <hex member ID>"; probing, /version
 // and /members requests carry none. A proxy reads the request heads on a
-// connection until one names its sender, then splices bytes both ways; a
-// connection's sender never changes. Which member a hex ID is comes from
+// connection until a stream GET or a body of unknown length (a snapshot),
+// then splices bytes both ways; a connection's sender never changes. Which member a hex ID is comes from
 // SetMemberID.
 //
 // Messages from A to B travel on connections B opened to A's proxy (the
@@ -44,6 +44,9 @@ type PeerNet struct {
 	proxies  map[string]*PeerProxy
 	names    map[uint64]string        // member ID → member name
 	cut      map[[2]string]bool       // unordered pairs, sorted
+	oneway   map[[2]string]bool       // ordered pairs {from, to}: messages from → to blocked
+	drop     map[string]float64       // per member: probability a chunk to or from it is dropped
+	snaps    map[string]int           // per member: snapshot requests sent to it
 	isolated map[string]bool          // member names cut from everyone
 	delay    map[string]time.Duration // per member: added to each chunk to or from it
 	jitter   map[string]time.Duration // per member: ± added to delay
@@ -61,6 +64,7 @@ type PeerNetStats struct {
 	Refused    int // connections closed at accept or identification because a rule blocks them
 	Cut        int // open connections closed when a rule was set
 	DialFailed int // connections closed because the member's real listener did not answer
+	Dropped    int // connections closed at a dropped chunk
 }
 
 // PeerProxy is one member's proxy.
@@ -82,6 +86,7 @@ type proxyConn struct {
 	mu     sync.Mutex
 	up     net.Conn
 	src    uint64 // sender's member ID, 0 until a request names it
+	stream bool   // a stream GET: its messages flow from dst to src
 	closed bool
 	done   chan struct{} // closed by close
 }
@@ -92,6 +97,9 @@ func NewPeerNet() *PeerNet {
 		proxies:  map[string]*PeerProxy{},
 		names:    map[uint64]string{},
 		cut:      map[[2]string]bool{},
+		oneway:   map[[2]string]bool{},
+		drop:     map[string]float64{},
+		snaps:    map[string]int{},
 		isolated: map[string]bool{},
 		delay:    map[string]time.Duration{},
 		jitter:   map[string]time.Duration{},
@@ -148,6 +156,35 @@ func (n *PeerNet) Partition(a, b []string) {
 	n.enforce()
 }
 
+// Block stops the messages member from sends to member to, one way only,
+// until Heal: from's pipeline and snapshot connections to to, and the
+// stream connections to opened to from (on which from writes), are closed
+// and refused; messages from to to from still flow.
+func (n *PeerNet) Block(from, to string) {
+	n.mu.Lock()
+	n.oneway[[2]string{from, to}] = true
+	n.mu.Unlock()
+	n.enforce()
+}
+
+// Drop loses each chunk of bytes sent to or from member name with
+// probability p, until Heal. A byte stream cannot skip a chunk and stay
+// intact, so the proxy closes the connection at a dropped chunk, as a
+// connection that loses too much ends; the members redial.
+func (n *PeerNet) Drop(name string, p float64) {
+	n.mu.Lock()
+	n.drop[name] = p
+	n.mu.Unlock()
+}
+
+// Snapshots is how many snapshot requests (POST /raft/snapshot) were sent
+// to member name so far.
+func (n *PeerNet) Snapshots(name string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.snaps[name]
+}
+
 // Isolate cuts member name from every other member (a blackhole of its peer
 // traffic both ways), including connections to it whose sender is unknown.
 func (n *PeerNet) Isolate(name string) {
@@ -171,6 +208,8 @@ func (n *PeerNet) Delay(name string, d, jitter time.Duration) {
 func (n *PeerNet) Heal() {
 	n.mu.Lock()
 	clear(n.cut)
+	clear(n.oneway)
+	clear(n.drop)
 	clear(n.isolated)
 	clear(n.delay)
 	clear(n.jitter)
@@ -216,15 +255,28 @@ func pair(a, b string) [2]string {
 }
 
 // blockedLocked says whether a connection from member src ("" unknown) to
-// member dst is forbidden. n.mu is held.
-func (n *PeerNet) blockedLocked(src, dst string) bool {
+// member dst is forbidden; stream says it is a stream, whose messages flow
+// from dst to src. n.mu is held.
+func (n *PeerNet) blockedLocked(src, dst string, stream bool) bool {
 	if n.isolated[dst] {
 		return true
 	}
 	if src == "" {
 		return false
 	}
-	return n.isolated[src] || n.cut[pair(src, dst)]
+	from, to := src, dst
+	if stream {
+		from, to = dst, src
+	}
+	return n.isolated[src] || n.cut[pair(src, dst)] || n.oneway[[2]string{from, to}]
+}
+
+// connBlockedLocked is blockedLocked for an open connection.
+func (n *PeerNet) connBlockedLocked(c *proxyConn) bool {
+	c.mu.Lock()
+	stream := c.stream
+	c.mu.Unlock()
+	return n.blockedLocked(n.srcNameLocked(c), c.dst, stream)
 }
 
 // srcNameLocked is the name of c's sender, "" while unknown.
@@ -246,7 +298,7 @@ func (n *PeerNet) enforce() {
 	n.mu.Lock()
 	var victims []*proxyConn
 	for c := range n.conns {
-		if n.blockedLocked(n.srcNameLocked(c), c.dst) {
+		if n.connBlockedLocked(c) {
 			victims = append(victims, c)
 		}
 	}
@@ -255,6 +307,28 @@ func (n *PeerNet) enforce() {
 	for _, c := range victims {
 		c.close()
 	}
+}
+
+// dropChunk says whether to drop a chunk on c (and counts it).
+func (n *PeerNet) dropChunk(c *proxyConn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var p float64
+	for _, m := range []string{n.srcNameLocked(c), c.dst} {
+		if m != "" {
+			p = max(p, n.drop[m])
+		}
+	}
+	if p <= 0 || n.rnd.Float64() >= p {
+		return false
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		n.stats.Dropped++
+	}
+	return true
 }
 
 // delayFor is the delay to add to a chunk on a connection from src to dst
@@ -286,7 +360,7 @@ func (p *PeerProxy) acceptLoop() {
 		n := p.net
 		n.mu.Lock()
 		n.stats.Accepted++
-		if n.closed || n.blockedLocked("", p.Name) {
+		if n.closed || n.blockedLocked("", p.Name, false) {
 			if !n.closed {
 				n.stats.Refused++
 			}
@@ -302,7 +376,8 @@ func (p *PeerProxy) acceptLoop() {
 }
 
 // serve forwards the remote member's requests on c to the member: request
-// heads one at a time until one names the sender, then raw bytes.
+// heads one at a time until a stream GET or a body of unknown length, then
+// raw bytes.
 func (p *PeerProxy) serve(c *proxyConn) {
 	n := p.net
 	defer n.wg.Done()
@@ -325,15 +400,19 @@ func (p *PeerProxy) serve(c *proxyConn) {
 		if err != nil {
 			return
 		}
+		path := requestPath(head)
 		if from != 0 {
 			c.mu.Lock()
 			c.src = from
+			c.stream = strings.HasPrefix(path, "/raft/stream/")
 			c.mu.Unlock()
 			n.mu.Lock()
 			n.stats.Identified++
-			blocked := n.blockedLocked(n.srcNameLocked(c), c.dst)
+			blocked := n.connBlockedLocked(c)
 			if blocked {
 				n.stats.Refused++
+			} else if path == "/raft/snapshot" {
+				n.snaps[c.dst]++
 			}
 			n.mu.Unlock()
 			if blocked {
@@ -365,7 +444,14 @@ func (p *PeerProxy) serve(c *proxyConn) {
 			}()
 		}
 		toMember.send(head)
-		if from != 0 || bodyLen < 0 {
+		// A stream, or a body of unknown length (a snapshot's), ends the
+		// parsing: the rest is spliced. Pipeline POSTs go on being read
+		// one by one, so a snapshot sent on a kept-alive pipeline
+		// connection is still seen (Snapshots).
+		c.mu.Lock()
+		stream := c.stream
+		c.mu.Unlock()
+		if stream || bodyLen < 0 {
 			toMember.copyFrom(br)
 			return
 		}
@@ -401,6 +487,18 @@ func (c *proxyConn) close() {
 	if c.up != nil {
 		c.up.Close()
 	}
+}
+
+// requestPath is the path of a request head's request line ("" if it has
+// none).
+func requestPath(head []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimLeft(head, "\r\n"), []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 2 {
+		return ""
+	}
+	p, _, _ := strings.Cut(f[1], "?")
+	return p
 }
 
 // maxHead bounds a request head; peer requests have a few short headers.
@@ -516,9 +614,14 @@ func (p *pump) run() {
 	}
 }
 
-// send queues a copy of b.
+// send queues a copy of b, or, when the rules drop it, closes the
+// connection.
 func (p *pump) send(b []byte) {
 	if len(b) == 0 {
+		return
+	}
+	if p.n.dropChunk(p.c) {
+		p.c.close()
 		return
 	}
 	p.ch <- chunk{due: time.Now().Add(p.n.delayFor(p.c)), b: bytes.Clone(b)}

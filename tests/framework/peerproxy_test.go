@@ -213,6 +213,64 @@ func TestPeerNet(t *testing.T) {
 		t.Fatalf("round trip after heal took %v", d)
 	}
 
+	// One way: a's messages to b are blocked (a's POSTs to b, the
+	// stream b reads from a), b's to a still flow.
+	openStream := func(url string, from string) error {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("X-Server-From", from)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = bufio.NewReader(resp.Body).ReadString('\n')
+		return err
+	}
+	pn.Block("a", "b")
+	fromA.tr.CloseIdleConnections()
+	fromB.tr.CloseIdleConnections()
+	if _, err := fromA.do("POST", toB+"/raft", strings.NewReader("x")); err == nil {
+		t.Fatal("POST a→b passed the one-way block a→b")
+	}
+	if err := openStream(toA+"/raft/stream/message/b", "b"); err == nil {
+		t.Fatal("the stream b reads from a passed the one-way block a→b")
+	}
+	if _, err := fromB.do("POST", toA+"/raft", strings.NewReader("x")); err != nil {
+		t.Fatalf("POST b→a under the one-way block a→b: %v", err)
+	}
+	if err := openStream(toB+"/raft/stream/message/a", "a"); err != nil {
+		t.Fatalf("the stream a reads from b under the one-way block a→b: %v", err)
+	}
+	pn.Heal()
+	if err := openStream(toA+"/raft/stream/message/b", "b"); err != nil {
+		t.Fatalf("the stream b reads from a after heal: %v", err)
+	}
+
+	// Drop: every chunk to b lost, so nothing gets through; heal.
+	pn.Drop("b", 1)
+	before = pn.Stats()
+	if _, err := fromA.do("POST", toB+"/raft", strings.NewReader("x")); err == nil {
+		t.Fatal("POST a→b passed a drop of every chunk")
+	}
+	if st := pn.Stats(); st.Dropped <= before.Dropped {
+		t.Fatalf("no dropped chunk counted: %+v", st)
+	}
+	pn.Heal()
+	fromA.tr.CloseIdleConnections()
+	if _, err := fromA.do("POST", toB+"/raft", strings.NewReader("x")); err != nil {
+		t.Fatalf("POST a→b after heal: %v", err)
+	}
+
+	// Snapshot requests are counted per destination.
+	if _, err := fromA.do("POST", toB+"/raft/snapshot", strings.NewReader("snap")); err != nil {
+		t.Fatal(err)
+	}
+	if n := pn.Snapshots("b"); n != 1 {
+		t.Fatalf("snapshots to b: %d, want 1", n)
+	}
+
 	if proxyGoroutines() == 0 {
 		t.Fatal("no proxy goroutines seen while running (the leak check would be blind)")
 	}

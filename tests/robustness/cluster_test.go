@@ -35,44 +35,66 @@ type cluster struct {
 	net     *framework.PeerNet
 	ids     map[string]uint64 // member name → member ID
 
+	// What a member the harness adds later (a grow-shrink fault's spare)
+	// is made from.
+	dir   string
+	bins  []string
+	flags []string
+	env   []string
+	// spares are members made after the start, not in members: no traffic
+	// or watcher uses them and the checks skip them, but their logs are
+	// checked.
+	spares []*framework.Member
+
 	mu    sync.Mutex
 	state map[string]memberState
+}
+
+// newMember prepares member i (name m<i+1>, host 127.0.0.<i+1>, binary
+// bins[i % len(bins)]) with its proxy, without starting it.
+func (c *cluster) newMember(i int) (*framework.Member, error) {
+	host := fmt.Sprintf("127.0.0.%d", i+1)
+	name := fmt.Sprintf("m%d", i+1)
+	m := framework.NewMember(c.t, c.bins[i%len(c.bins)], name, c.flags...)
+	m.Host = host
+	// Three distinct ports: a port FreePort returned is free again
+	// at once, so a proxy listening on port 0 could be given the
+	// client port (it happened).
+	ports := distinctPorts(c.t, host, 3)
+	m.Client = fmt.Sprintf("http://%s:%d", host, ports[0])
+	real := fmt.Sprintf("%s:%d", host, ports[1])
+	p, err := c.net.AddProxy(name, fmt.Sprintf("%s:%d", host, ports[2]), real)
+	if err != nil {
+		return nil, err
+	}
+	m.ListenPeer = "http://" + real
+	m.Peer = "http://" + p.Addr
+	m.DataDir = filepath.Join(c.dir, name+".data")
+	m.LogPath = filepath.Join(c.dir, name+".log")
+	m.Env = c.env
+	m.Extra = append([]string{"--initial-cluster-token", "cairn-robustness"}, m.Extra...)
+	return m, nil
 }
 
 // startCluster starts n members running bins[i % len(bins)] with data dirs
 // and logs in dir, waits until each serves a linearizable read, and tells
 // the proxies the members' IDs.
 func startCluster(t testing.TB, dir string, bins []string, n int, flags, env []string) (*cluster, error) {
-	c := &cluster{t: t, net: framework.NewPeerNet(), ids: map[string]uint64{}, state: map[string]memberState{}}
+	c := &cluster{t: t, net: framework.NewPeerNet(), ids: map[string]uint64{}, state: map[string]memberState{},
+		dir: dir, bins: bins, flags: flags, env: env}
 	t.Cleanup(func() { c.net.Close() })
 	var pairs []string
 	for i := 0; i < n; i++ {
-		host := fmt.Sprintf("127.0.0.%d", i+1)
-		name := fmt.Sprintf("m%d", i+1)
-		m := framework.NewMember(t, bins[i%len(bins)], name, flags...)
-		m.Host = host
-		// Three distinct ports: a port FreePort returned is free again
-		// at once, so a proxy listening on port 0 could be given the
-		// client port (it happened).
-		ports := distinctPorts(t, host, 3)
-		m.Client = fmt.Sprintf("http://%s:%d", host, ports[0])
-		real := fmt.Sprintf("%s:%d", host, ports[1])
-		p, err := c.net.AddProxy(name, fmt.Sprintf("%s:%d", host, ports[2]), real)
+		m, err := c.newMember(i)
 		if err != nil {
 			return nil, err
 		}
-		m.ListenPeer = "http://" + real
-		m.Peer = "http://" + p.Addr
-		m.DataDir = filepath.Join(dir, name+".data")
-		m.LogPath = filepath.Join(dir, name+".log")
-		m.Env = env
 		c.members = append(c.members, m)
-		c.state[name] = running
-		pairs = append(pairs, name+"="+m.Peer)
+		c.state[m.Name] = running
+		pairs = append(pairs, m.Name+"="+m.Peer)
 	}
 	for _, m := range c.members {
 		m.InitialCluster = strings.Join(pairs, ",")
-		m.Extra = append([]string{"--initial-cluster-token", "cairn-robustness"}, m.Extra...)
 	}
 	for _, m := range c.members {
 		m.Start()
@@ -110,6 +132,23 @@ func samePeerURL(a, b string) bool {
 	return err1 == nil && err2 == nil && ua.Host == ub.Host
 }
 
+// clientOf returns a client balanced over the named members.
+func (c *cluster) clientOf(names ...string) *clientv3.Client {
+	var eps []string
+	for _, n := range names {
+		eps = append(eps, c.member(n).Client)
+	}
+	cl, err := clientv3.New(clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		c.t.Fatal(err) // only on a malformed endpoint
+	}
+	return cl
+}
+
 // client returns a client pinned to member m.
 func (c *cluster) client(m *framework.Member) *clientv3.Client {
 	cl, err := clientv3.New(clientv3.Config{
@@ -125,7 +164,7 @@ func (c *cluster) client(m *framework.Member) *clientv3.Client {
 
 // member returns the member named name.
 func (c *cluster) member(name string) *framework.Member {
-	for _, m := range c.members {
+	for _, m := range append(c.members[:len(c.members):len(c.members)], c.spares...) {
 		if m.Name == name {
 			return m
 		}

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"slices"
 	"syscall"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Fault kinds. Each run injects one; a soak mode with overlapping faults
@@ -28,6 +24,28 @@ const (
 	// it catches up from the leader, by snapshot when the leader's log has
 	// been compacted past it.
 	FaultMemberReplace = "member-replace"
+	// FaultRemoveLeader does the same to the leader: it hands leadership
+	// over and stops, the others go on, and it comes back wiped under a new
+	// ID.
+	FaultRemoveLeader = "remove-leader"
+	// FaultGrowShrink adds a spare member as a learner, starts it, promotes
+	// it once in sync, removes it; then adds it (wiped) directly as a
+	// voter, starts it and removes it again.
+	FaultGrowShrink = "grow-shrink"
+	// FaultPartitionOneWay blocks one direction between a member (leader
+	// or follower) and the others: it cannot send, or cannot hear.
+	FaultPartitionOneWay = "partition-oneway"
+	// FaultDrop loses a share of one member's peer chunks (each loss
+	// ends its connection).
+	FaultDrop = "drop"
+	// FaultKillAll SIGKILLs every member at once and restarts them:
+	// every acknowledged write must survive.
+	FaultKillAll = "kill-all"
+	// FaultBlackholeSnapshot isolates a follower until the leader's log
+	// has been compacted past it, so it catches up by snapshot (the run's
+	// members get --snapshot-count and --snapshot-catchup-entries 100 at
+	// most).
+	FaultBlackholeSnapshot = "blackhole-snapshot"
 	// FaultNone injects nothing (the seeded-bug self-tests' runs).
 	FaultNone = "none"
 )
@@ -36,14 +54,15 @@ const (
 var allFaults = []string{
 	FaultKillLeader, FaultKillFollower, FaultPauseMember, FaultPauseLeader,
 	FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole, FaultDelay,
-	FaultMemberReplace,
+	FaultMemberReplace, FaultRemoveLeader, FaultGrowShrink,
+	FaultPartitionOneWay, FaultDrop, FaultKillAll, FaultBlackholeSnapshot,
 }
 
 // faultsFor are the kinds that apply to a cluster of n members: a single
 // member has no followers and no peer traffic.
 func faultsFor(n int) []string {
 	if n == 1 {
-		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader}
+		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader, FaultKillAll}
 	}
 	return allFaults
 }
@@ -151,7 +170,25 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 		return true, nil
 
 	case FaultMemberReplace:
-		return in.replaceMember()
+		return in.replaceMember(false)
+
+	case FaultRemoveLeader:
+		return in.replaceMember(true)
+
+	case FaultGrowShrink:
+		return in.growShrink()
+
+	case FaultPartitionOneWay:
+		return in.oneWay()
+
+	case FaultDrop:
+		return in.dropChunks()
+
+	case FaultKillAll:
+		return in.killAll()
+
+	case FaultBlackholeSnapshot:
+		return in.blackholeSnapshot()
 
 	case FaultDelay:
 		target := c.members[in.rnd.IntN(len(c.members))].Name
@@ -181,81 +218,6 @@ func (in *injector) pickTarget(leader bool) (string, error) {
 		return lead, nil // a single member: it is the only target
 	}
 	return others[in.rnd.IntN(len(others))], nil
-}
-
-// replaceMember removes a random follower through the leader, waits for it
-// to stop (a removed member stops by itself; it is killed after 10 s),
-// wipes its data dir, adds it back with the same name and peer URL (as a
-// learner, then promoted, when the seed says so) and restarts it with
-// --initial-cluster-state existing. Confirmed when the member exited and
-// came back under a new ID.
-func (in *injector) replaceMember() (bool, error) {
-	c := in.c
-	lead, err := c.leader(10 * time.Second)
-	if err != nil {
-		return false, err
-	}
-	others := c.others(lead)
-	target := others[in.rnd.IntN(len(others))]
-	learner := in.rnd.IntN(2) == 0
-	m := c.member(target)
-	cl := c.client(c.member(lead))
-	defer cl.Close()
-	oldID := c.ids[target]
-	in.event("member remove %s (%x)", target, oldID)
-	if err := retry(20*time.Second, func(ctx context.Context) error {
-		_, err := cl.MemberRemove(ctx, oldID)
-		return err
-	}); err != nil {
-		return false, fmt.Errorf("member remove: %w", err)
-	}
-	c.setState(target, killed)
-	exited := true
-	select {
-	case <-m.Done():
-	case <-time.After(10 * time.Second):
-		exited = false
-		m.Kill()
-	}
-	in.event("%s stopped (by itself: %t); wipe %s", target, exited, m.DataDir)
-	if err := os.RemoveAll(m.DataDir); err != nil {
-		return false, err
-	}
-	var newID uint64
-	if err := retry(20*time.Second, func(ctx context.Context) error {
-		var resp *clientv3.MemberAddResponse
-		var err error
-		if learner {
-			resp, err = cl.MemberAddAsLearner(ctx, []string{m.Peer})
-		} else {
-			resp, err = cl.MemberAdd(ctx, []string{m.Peer})
-		}
-		if err == nil {
-			newID = resp.Member.ID
-		}
-		return err
-	}); err != nil {
-		return false, fmt.Errorf("member add: %w", err)
-	}
-	in.event("member add %s as %x (learner %t); restart it on an empty data dir", target, newID, learner)
-	c.ids[target] = newID
-	c.net.SetMemberID(target, newID)
-	if !slices.Contains(m.Extra, "--initial-cluster-state") {
-		m.Extra = append(m.Extra, "--initial-cluster-state", "existing")
-	}
-	m.Start()
-	c.setState(target, running)
-	if learner {
-		// A learner is promoted once it has caught up with the leader.
-		if err := retry(60*time.Second, func(ctx context.Context) error {
-			_, err := cl.MemberPromote(ctx, newID)
-			return err
-		}); err != nil {
-			return false, fmt.Errorf("member promote: %w", err)
-		}
-		in.event("promoted %s", target)
-	}
-	return exited && newID != oldID, nil
 }
 
 // retry calls f with a 5 s context until it succeeds or timeout passes.

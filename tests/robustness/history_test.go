@@ -3,7 +3,9 @@ package robustness
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -57,8 +59,26 @@ func (h *storeHistory) at(rev int64, key string) (kvState, bool) {
 // deletes several keys; anything else is an anomaly. The watchers' history
 // is checked against this one (watch.go's checks), so the two confirm each
 // other.
-func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHistory, []anomaly, error) {
+//
+// With compaction in the traffic, the revisions a compaction would remove
+// were read before it was sent (compactor.go) and are passed in as read:
+// read[r] is the key space at revision r for r < len(read).
+func readHistory(ctx context.Context, cl *clientv3.Client, last int64, read []map[string]kvState) (*storeHistory, []anomaly, error) {
+	from := max(int64(len(read)), 1)
+	states, err := readStates(ctx, cl, from, last)
+	if err != nil {
+		return nil, nil, err
+	}
 	h := &storeHistory{Last: last, states: make([]map[string]kvState, last+1), byRev: make([][]storeChange, last+1)}
+	copy(h.states, read)
+	copy(h.states[from:], states)
+	return h, h.derive(), nil
+}
+
+// readStates reads the key space at revisions from..to (serializable
+// ranges at each revision) through cl; out[i] is revision from+i.
+func readStates(ctx context.Context, cl *clientv3.Client, from, to int64) ([]map[string]kvState, error) {
+	out := make([]map[string]kvState, max(to-from+1, 0))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -81,20 +101,25 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 					for _, e := range resp.Kvs {
 						st[string(e.Key)] = kvState{string(e.Value), e.CreateRevision, e.ModRevision, e.Version, e.Lease}
 					}
-					h.states[r] = st
+					out[r-from] = st
 				}
 				mu.Unlock()
 			}
 		}()
 	}
-	for r := int64(1); r <= last; r++ {
+	for r := from; r <= to; r++ {
 		revs <- r
 	}
 	close(revs)
 	wg.Wait()
-	if firstErr != nil {
-		return nil, nil, firstErr
-	}
+	return out, firstErr
+}
+
+// derive computes the changes of every revision from the states, and
+// reports revisions that change nothing, or several keys other than by a
+// lease's end, or a key without a new mod revision.
+func (h *storeHistory) derive() []anomaly {
+	last := h.Last
 	var anoms []anomaly
 	for r := int64(2); r <= last; r++ {
 		prev, cur := h.states[r-1], h.states[r]
@@ -132,7 +157,26 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 		h.byRev[r] = here
 		h.changes = append(h.changes, here...)
 	}
-	return h, anoms, nil
+	return anoms
+}
+
+// checkList checks a list against the store at its revision: every page
+// together must be exactly the keys under the prefix there, in order, with
+// their values and mod revisions, and the first page's count their number.
+func checkList(o *Op, h *storeHistory) (anomaly, bool) {
+	var want []listedKV
+	if o.Rev >= 1 && o.Rev <= h.Last {
+		for k, kv := range h.states[o.Rev] {
+			if strings.HasPrefix(k, o.Key) {
+				want = append(want, listedKV{k, kv.Value, kv.Mod})
+			}
+		}
+	}
+	slices.SortFunc(want, func(a, b listedKV) int { return strings.Compare(a.Key, b.Key) })
+	if o.Rev > h.Last || !slices.Equal(want, o.Listed) || o.Count != int64(len(want)) {
+		return anomaly{anomReadAtRevision, fmt.Sprintf("%s: the store has %d keys at revision %d: %v", o, len(want), o.Rev, want)}, true
+	}
+	return anomaly{}, false
 }
 
 // checkReadsAtRevision checks every successful read (a get, a failed
@@ -143,6 +187,12 @@ func readHistory(ctx context.Context, cl *clientv3.Client, last int64) (*storeHi
 func checkReadsAtRevision(ops []*Op, h *storeHistory) []anomaly {
 	var anoms []anomaly
 	for _, o := range ops {
+		if o.Kind == OpList && o.Err == "" {
+			if a, bad := checkList(o, h); bad {
+				anoms = append(anoms, a)
+			}
+			continue
+		}
 		if o.Err != "" || o.Unknown || !(o.Kind == OpGet || (o.Kind == OpCAS && !o.Succeeded)) {
 			continue
 		}

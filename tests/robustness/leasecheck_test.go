@@ -114,9 +114,22 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 			if rv.Err != "" {
 				continue
 			}
-			for k, kv := range final {
+			// At the revoke's revision (its keys deleted) and at the
+			// end, no key may hold the lease.
+			at := final
+			if rv.Rev > 0 && rv.Rev < int64(len(h.states)) {
+				at = h.states[rv.Rev]
+			}
+			for k, kv := range at {
 				if kv.Lease == id {
-					anoms = append(anoms, anomaly{anomLeaseLeftKey, fmt.Sprintf("%s: key %s still has the lease at the end", rv, k)})
+					anoms = append(anoms, anomaly{anomLeaseLeftKey, fmt.Sprintf("%s: key %s still has the lease at revision %d", rv, k, rv.Rev)})
+				}
+			}
+			if rv.Rev < h.Last {
+				for k, kv := range final {
+					if kv.Lease == id {
+						anoms = append(anoms, anomaly{anomLeaseLeftKey, fmt.Sprintf("%s: key %s still has the lease at the end", rv, k)})
+					}
 				}
 			}
 			if li.endRev != 0 && rv.Rev < li.endRev {

@@ -82,7 +82,7 @@ func step(s keyState, op *Op) []any {
 			}
 			return []any{s}
 		case OpCAS:
-			if s.Exists && s.Value == op.Expect {
+			if h, sure := casHolds(s, op); h || !sure {
 				return []any{s, keyState{Exists: true, Value: op.Value, Rev: s.Rev}}
 			}
 			return []any{s}
@@ -112,15 +112,32 @@ func step(s keyState, op *Op) []any {
 			return []any{keyState{Rev: op.Rev, Exact: true}}
 		}
 	case OpCAS:
-		holds := s.Exists && s.Value == op.Expect
-		if op.Succeeded && holds && op.Rev > s.Rev {
+		holds, sure := casHolds(s, op)
+		if op.Succeeded && (holds || !sure) && op.Rev > s.Rev {
 			return []any{keyState{Exists: true, Value: op.Value, Rev: op.Rev, Exact: true}}
 		}
-		if !op.Succeeded && !holds && readMatches(s, op) {
+		if !op.Succeeded && (!holds || !sure) && readMatches(s, op) {
 			return []any{s}
 		}
 	}
 	return nil
+}
+
+// casHolds says whether op's compare holds in s, and whether s knows: a
+// mod revision compare on a key that exists with a mod revision known only
+// as a lower bound (after a write of unknown outcome) could go either way.
+// A missing key's mod revision is 0.
+func casHolds(s keyState, op *Op) (holds, sure bool) {
+	if !op.ByRev {
+		return s.Exists && s.Value == op.Expect, true
+	}
+	if !s.Exists {
+		return op.ExpectRev == 0, true
+	}
+	if !s.Exact {
+		return false, false
+	}
+	return s.Rev == op.ExpectRev, true
 }
 
 // readMatches says whether a read (a get, or a failed cas's else branch)

@@ -17,7 +17,12 @@ const (
 	OpGet    OpKind = "get"    // linearizable single-key Range
 	OpPut    OpKind = "put"    // Put of a unique value
 	OpDelete OpKind = "delete" // DeleteRange of one key
-	OpCAS    OpKind = "cas"    // Txn: If(Value(key) = Expect) Then(Put(key, Value)) Else(Get(key))
+	OpCAS    OpKind = "cas"    // Txn: If(Value(key) = Expect) Then(Put(key, Value)) Else(Get(key)); with ByRev, If(ModRevision(key) = ExpectRev)
+	// OpList is a paginated list of the keys under prefix Key, Limit keys
+	// a page: the first page linearizable at the current revision (Rev),
+	// the next ones pinned to Rev, each from after the last key, as
+	// Kubernetes lists.
+	OpList OpKind = "list"
 
 	// Lease traffic. A put with a lease is an OpPut with Lease set.
 	OpLeaseGrant  OpKind = "grant"     // LeaseGrant(TTL): Lease, TTL are the answer
@@ -44,6 +49,15 @@ type Op struct {
 	Key    string
 	Value  string // put/cas: the unique value written
 	Expect string // cas: the value compared with
+	// cas with ByRev: compares the key's mod revision with ExpectRev (0:
+	// the key is absent), as Kubernetes' optimistic updates and creates
+	// do.
+	ByRev     bool
+	ExpectRev int64
+	Limit     int64      // list: keys per page
+	Listed    []listedKV // list: every page's keys, in order
+	Count     int64      // list: the first page's count (keys under the prefix at Rev)
+	Pages     int        // list: pages read
 
 	Call   time.Duration
 	Return time.Duration // never: the effect, if any, may come at any time
@@ -65,13 +79,19 @@ type Op struct {
 }
 
 // IsWrite says whether the op may change the store.
-func (o *Op) IsWrite() bool { return o.Kind != OpGet && o.Kind != OpKeepAlive }
+func (o *Op) IsWrite() bool { return o.Kind != OpGet && o.Kind != OpKeepAlive && o.Kind != OpList }
+
+// listedKV is one key a list returned.
+type listedKV struct {
+	Key, Value string
+	ModRev     int64
+}
 
 // IsKeyOp says whether the op reads or writes one key (and so takes part
 // in the per-key linearizability check); lease requests are checked apart.
 func (o *Op) IsKeyOp() bool {
 	switch o.Kind {
-	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive:
+	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive, OpList:
 		return false
 	}
 	return true
@@ -131,7 +151,13 @@ func (o *Op) describe() string {
 	case OpDelete:
 		fmt.Fprintf(&b, "delete %s", o.Key)
 	case OpCAS:
-		fmt.Fprintf(&b, "cas %s: %s→%s", o.Key, o.Expect, o.Value)
+		if o.ByRev {
+			fmt.Fprintf(&b, "cas %s: mod %d→%s", o.Key, o.ExpectRev, o.Value)
+		} else {
+			fmt.Fprintf(&b, "cas %s: %s→%s", o.Key, o.Expect, o.Value)
+		}
+	case OpList:
+		fmt.Fprintf(&b, "list %s* limit %d", o.Key, o.Limit)
 	}
 	b.WriteString(" → ")
 	switch {
@@ -153,6 +179,11 @@ func (o *Op) describe() string {
 			fmt.Fprintf(&b, "TTL %d", o.TTL)
 		case OpDelete:
 			fmt.Fprintf(&b, "deleted %d", o.Deleted)
+		case OpList:
+			fmt.Fprintf(&b, "%d keys (count %d) in %d pages:", len(o.Listed), o.Count, o.Pages)
+			for _, kv := range o.Listed {
+				fmt.Fprintf(&b, " %s=%s@%d", kv.Key, kv.Value, kv.ModRev)
+			}
 		case OpCAS:
 			if o.Succeeded {
 				b.WriteString("succeeded")

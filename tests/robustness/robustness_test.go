@@ -6,21 +6,25 @@ import (
 	"time"
 )
 
-// shortScenarios is the fixed set the default `go test ./...` runs: every
-// fault kind on 3 cairn members, and one run each on etcd 3.6.16 and on a
-// mixed cluster. The seeds fix the members' flags (snapshot count and
+// shortScenarios is the fixed set the default `go test ./...` runs: a
+// selection of the fault kinds on 3 cairn members (the campaign runs them
+// all; the kinds left out here are close to one that is in: kill-follower
+// to kill-leader, pause-member to pause-leader, partition-minority and
+// blackhole to partition-leader and blackhole-snapshot, delay and drop
+// to partition-oneway,
+// member-replace to remove-leader), and one run each on etcd 3.6.16 and on
+// a mixed cluster. The seeds fix the members' flags (snapshot count and
 // catch-up entries among them), the fault's target and timing, and the
 // traffic.
 var shortScenarios = []scenario{
 	{TargetCairn, 3, FaultKillLeader, 1},
-	{TargetCairn, 3, FaultKillFollower, 2},
-	{TargetCairn, 3, FaultPauseMember, 3},
 	{TargetCairn, 3, FaultPauseLeader, 4},
-	{TargetCairn, 3, FaultPartitionMinority, 5},
 	{TargetCairn, 3, FaultPartitionLeader, 6},
-	{TargetCairn, 3, FaultBlackhole, 7},
-	{TargetCairn, 3, FaultDelay, 8},
-	{TargetCairn, 3, FaultMemberReplace, 12},
+	{TargetCairn, 3, FaultPartitionOneWay, 31},
+	{TargetCairn, 3, FaultBlackholeSnapshot, 34},
+	{TargetCairn, 3, FaultKillAll, 33},
+	{TargetCairn, 3, FaultRemoveLeader, 22},
+	{TargetCairn, 3, FaultGrowShrink, 21},
 	{TargetEtcd, 3, FaultPartitionLeader, 9},
 	{TargetMixed, 3, FaultKillLeader, 10},
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ type runConfig struct {
 	LoadFloor    float64       // successful ops/s before the fault, at least
 	Election     time.Duration // --election-timeout (heartbeat a tenth of it)
 	Env          []string      // the members' extra environment (the seeded-bug self-tests' hooks)
+	FixedTraffic bool          // keep Traffic: no profile chosen by seed
 }
 
 var shortConfig = runConfig{
@@ -65,6 +67,8 @@ type runResult struct {
 	Scenario       scenario
 	Flags          []string
 	Timeout        time.Duration // per request
+	Profile        string        // traffic profile
+	Compactions    int           // Compact requests the traffic sent
 	Dir            string
 	Ops            int // operations recorded
 	OK             int // succeeded
@@ -92,9 +96,9 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends; watch: %d watchers, %d sessions, %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
-		r.Scenario, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.LeaseEnds, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends, %d compactions; watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
+		r.Revisions, r.LeaseEnds, r.Compactions, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.Err != nil {
 		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
@@ -169,11 +173,29 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	defer func() { res.Duration = time.Since(started) }()
 	rnd := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
 	res.Flags = memberFlags(cfg, rnd)
+	if sc.Fault == FaultBlackholeSnapshot {
+		res.Flags = snapshotFlags(res.Flags)
+	}
 	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
 	// more writes of unknown outcome to settle; long ones let requests
 	// ride out the fault.
 	cfg.Traffic.Timeout = []time.Duration{250 * time.Millisecond, 2 * time.Second}[rnd.IntN(2)]
 	res.Timeout = cfg.Traffic.Timeout
+	// One run in three uses the Kubernetes-like profile; a stream of its
+	// own keeps the seed's other choices as they were.
+	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0 {
+		timeout := cfg.Traffic.Timeout
+		cfg.Traffic = kubernetesTraffic
+		cfg.Traffic.Timeout = timeout
+	}
+	// Half the runs compact as they go (again a stream of its own).
+	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0xc0c1)).IntN(2) == 0 {
+		cfg.Traffic.CompactEvery = time.Second
+	}
+	res.Profile = cfg.Traffic.Profile
+	if cfg.Traffic.CompactEvery > 0 {
+		res.Profile += " + compaction"
+	}
 	bins := binaries(t, sc.Target)
 
 	c, err := startCluster(t, res.Dir, bins, sc.Members, res.Flags, cfg.Env)
@@ -185,6 +207,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	in := &injector{c: c, rec: rec, rnd: rnd, timing: faultTiming{Election: cfg.Election}}
 	tr := startTraffic(c, cfg.Traffic, rec, sc.Seed)
 	ws := startWatchers(c, cfg.Watch, rec, sc.Seed)
+	cp := startCompactor(c, rec, cfg.Traffic.CompactEvery, sc.Seed)
 	in.event("traffic started: %d clients, %d watchers", cfg.Traffic.ClientsPerMember*sc.Members, len(ws.list))
 	time.Sleep(cfg.Warmup)
 	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor {
@@ -203,11 +226,12 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	in.event("every member serves linearizable reads")
 	time.Sleep(cfg.Cooldown)
 	tr.finish()
+	read, compactions := cp.finish()
 	in.event("traffic stopped")
 
 	// Liveness: a last write must succeed.
 	final := &trafficClient{id: cfg.Traffic.ClientsPerMember * sc.Members, member: c.members[0].Name,
-		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}, leases: &clientLeases{}}
+		cl: c.client(c.members[0]), cfg: cfg.Traffic, rec: rec, last: map[string]string{}, lastRev: map[string]int64{}, leases: &clientLeases{}}
 	final.cfg.Timeout = 10 * time.Second
 	o := final.do(OpPut, key(0))
 	final.cl.Close()
@@ -245,13 +269,16 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if rev > 0 {
 		res.Revisions = rev
 		var dels []*Op
-		lin, dels = validate(c, res, ops, ws.list, rev, cfg)
+		lin, dels = validate(c, res, ops, ws.list, rev, cfg, read, compactions)
 		for _, d := range dels {
 			d.ID = len(ops)
 			ops = append(ops, d)
 		}
 		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
 	}
+	in.events = append(in.events, cp.events()...)
+	slices.SortStableFunc(in.events, func(a, b Event) int { return cmpDur(a.At, b.At) })
+	res.Compactions = len(compactions)
 	res.Events = in.events
 	header := fmt.Sprintf("# %s\n# flags: %s\n# %s", sc, strings.Join(res.Flags, " "), strings.ReplaceAll(res.summary(), "\n", "\n# "))
 	if err := writeHistory(filepath.Join(res.Dir, "history.txt"), header, ops, in.events); err != nil {
@@ -269,18 +296,18 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 // validate reads the store's history from the first member and checks the
 // recorded operations and the watchers' responses against it and the
 // model. It returns the lease-delete ops it added (for the history file).
-func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int64, cfg runConfig) (linearizability, []*Op) {
+func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int64, cfg runConfig, read []map[string]kvState, compactions []compaction) (linearizability, []*Op) {
 	cl := c.client(c.members[0])
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h, anoms, err := readHistory(ctx, cl, rev)
+	h, anoms, err := readHistory(ctx, cl, rev, read)
 	if err != nil {
 		res.Err = errors.Join(res.Err, fmt.Errorf("read the store's history: %w", err))
 		return linearizability{}, nil
 	}
 	res.add(anoms...)
-	anoms, seenAt, wst := checkWatchers(ws, h)
+	anoms, seenAt, wst := checkWatchers(ws, h, compactions)
 	res.add(anoms...)
 	res.Watch = wst
 	kept, anoms := resolve(ops, h.changes)

@@ -236,6 +236,7 @@ func TestHarnessCatchesStaleReads(t *testing.T) {
 	}
 	cfg := shortConfig
 	cfg.Traffic.SerializableGets = true
+	cfg.FixedTraffic = true
 	res := runScenario(t, scenario{TargetCairn, 3, FaultPartitionMinority, 11}, cfg)
 	t.Log(res.summary())
 	if res.Err != nil {

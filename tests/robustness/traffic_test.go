@@ -16,6 +16,8 @@ import (
 // trafficConfig shapes the etcd-like traffic: clients pinned to members,
 // one request in flight each, on a small key set, at a bounded rate.
 type trafficConfig struct {
+	Profile          string        // "etcd" (the default) or "kubernetes"
+	CompactEvery     time.Duration // compaction in the traffic about this often (0: none)
 	ClientsPerMember int
 	Keys             int
 	RatePerClient    float64       // operations per second at most
@@ -38,6 +40,7 @@ type trafficConfig struct {
 }
 
 var defaultTraffic = trafficConfig{
+	Profile:          "etcd",
 	ClientsPerMember: 2,
 	Keys:             10,
 	RatePerClient:    150,
@@ -55,8 +58,23 @@ var defaultTraffic = trafficConfig{
 // lease key (an OpPut with Lease set).
 const opPutLease OpKind = "put-lease"
 
+// opCASRev is an OpCAS by mod revision (Kubernetes' optimistic update, or
+// create when the client last saw the key absent).
+const opCASRev OpKind = "cas-rev"
+
+// kubernetesTraffic is the Kubernetes-like profile: objects updated and
+// created by mod-revision transactions, paginated lists pinned to a
+// revision, few plain gets and blind writes; leases as in the default.
+var kubernetesTraffic = func() trafficConfig {
+	c := defaultTraffic
+	c.Profile = "kubernetes"
+	c.Weights = map[OpKind]int{OpGet: 10, OpList: 20, opCASRev: 45, OpPut: 5, OpDelete: 6,
+		opPutLease: 8, OpLeaseGrant: 3, OpLeaseRevoke: 3}
+	return c
+}()
+
 // opKinds is the order pick walks the weights in.
-var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke}
+var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke, opCASRev, OpList}
 
 // recorder collects operations from every client.
 type recorder struct {
@@ -96,8 +114,11 @@ type trafficClient struct {
 	rnd    *rand.Rand
 	seq    int
 	last   map[string]string
-	prefix string // makes values unique across runs sharing a data dir
-	leases *clientLeases
+	// lastRev is the mod revision this client last saw for each key (0:
+	// absent or never seen), what its cas-rev operations compare with.
+	lastRev map[string]int64
+	prefix  string // makes values unique across runs sharing a data dir
+	leases  *clientLeases
 }
 
 // clientLeases are the leases a client granted and has not revoked; its
@@ -172,6 +193,9 @@ func (tc *trafficClient) keyFor(kind OpKind) string {
 		}
 	case OpLeaseGrant, OpLeaseRevoke:
 		return ""
+	case OpList:
+		// Everything, the lease keys, or one decade.
+		return []string{"k", "k", "kl", "k1"}[tc.rnd.IntN(4)]
 	}
 	return key(tc.rnd.IntN(tc.cfg.Keys))
 }
@@ -242,6 +266,10 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 			tc.leases.drop(l.id) // it ended
 		}
 		return o
+	case opCASRev:
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpCAS, ByRev: true, Key: k})
+	case OpList:
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpList, Key: k, Limit: int64(1 + tc.rnd.IntN(4))})
 	case OpLeaseRevoke:
 		l, ok := tc.leases.pick(tc.rnd, true)
 		if !ok {
@@ -273,7 +301,9 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 		tc.seq++
 		o.Value = fmt.Sprintf("%sc%d-%d", tc.prefix, tc.id, tc.seq)
 	}
-	if kind == OpCAS {
+	if kind == OpCAS && o.ByRev {
+		o.ExpectRev = tc.lastRev[k]
+	} else if kind == OpCAS {
 		o.Expect = tc.last[k]
 		if o.Expect == "" {
 			o.Expect = "none"
@@ -296,13 +326,18 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 		return o
 	}
 	switch {
+	case kind == OpList:
+		for _, kv := range o.Listed {
+			tc.last[kv.Key], tc.lastRev[kv.Key] = kv.Value, kv.ModRev
+		}
 	case !o.IsKeyOp():
 	case kind == OpPut || (kind == OpCAS && o.Succeeded):
-		tc.last[k] = o.Value
+		tc.last[k], tc.lastRev[k] = o.Value, o.Rev
 	case o.Found:
-		tc.last[k] = o.Got
+		tc.last[k], tc.lastRev[k] = o.Got, o.ModRev
 	default:
 		delete(tc.last, k)
+		delete(tc.lastRev, k)
 	}
 	return o
 }
@@ -357,9 +392,37 @@ func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool)
 			return err
 		}
 		o.Rev, o.Deleted = r.Header.Revision, r.Deleted
+	case OpList:
+		end := clientv3.GetPrefixRangeEnd(o.Key)
+		from := o.Key
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(o.Limit)}
+			if o.Pages > 0 {
+				opts = append(opts, clientv3.WithRev(o.Rev))
+			}
+			r, err := cl.Get(ctx, from, opts...)
+			if err != nil {
+				return err
+			}
+			if o.Pages == 0 {
+				o.Rev, o.Count = r.Header.Revision, r.Count
+			}
+			o.Pages++
+			for _, kv := range r.Kvs {
+				o.Listed = append(o.Listed, listedKV{string(kv.Key), string(kv.Value), kv.ModRevision})
+			}
+			if !r.More || len(r.Kvs) == 0 {
+				return nil
+			}
+			from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
+		}
 	case OpCAS:
+		cmp := clientv3.Compare(clientv3.Value(o.Key), "=", o.Expect)
+		if o.ByRev {
+			cmp = clientv3.Compare(clientv3.ModRevision(o.Key), "=", o.ExpectRev)
+		}
 		r, err := cl.Txn(ctx).
-			If(clientv3.Compare(clientv3.Value(o.Key), "=", o.Expect)).
+			If(cmp).
 			Then(clientv3.OpPut(o.Key, o.Value)).
 			Else(clientv3.OpGet(o.Key)).
 			Commit()
@@ -394,9 +457,10 @@ func startTraffic(c *cluster, cfg trafficConfig, rec *recorder, seed uint64) *tr
 			tr.clients = append(tr.clients, cl)
 			tc := &trafficClient{
 				id: id, member: m.Name, cl: cl, cfg: cfg, rec: rec,
-				rnd:    rand.New(rand.NewPCG(seed, uint64(id))),
-				last:   map[string]string{},
-				leases: &clientLeases{},
+				rnd:     rand.New(rand.NewPCG(seed, uint64(id))),
+				last:    map[string]string{},
+				lastRev: map[string]int64{},
+				leases:  &clientLeases{},
 			}
 			id++
 			tr.wg.Add(2)

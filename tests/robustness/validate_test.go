@@ -38,7 +38,7 @@ const (
 	anomWatchEvent     = "watch: event differs from the store"
 	anomWatchPrevKV    = "watch: wrong prev_kv"
 	anomWatchStart     = "watch: event before the start revision"
-	anomWatchCanceled  = "watch: cancelled by the server unexpectedly"
+	anomWatchCompact   = "watch: wrong compact revision"
 	anomWatchStuck     = "watch: did not reach the final revision"
 
 	// Leases (lease.go).
@@ -275,7 +275,7 @@ var logPatterns = []string{"panic: ", "fatal error: ", `"level":"panic"`, `"leve
 // checkLogs scans each member's log.
 func checkLogs(c *cluster) []anomaly {
 	var anoms []anomaly
-	for _, m := range c.members {
+	for _, m := range append(c.members[:len(c.members):len(c.members)], c.spares...) {
 		f, err := os.Open(m.LogPath)
 		if err != nil {
 			anoms = append(anoms, anomaly{anomLogPanic, fmt.Sprintf("%s: %v", m.Name, err)})

@@ -98,7 +98,7 @@ func TestWatchCheckerFindsViolations(t *testing.T) {
 		{"event the store never had", watcherOf(2, evResp(1, watchEvent{Put: true, Key: "k1", KV: kvState{"q", 2, 2, 1, 0}})), anomWatchEvent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			anoms, _, _ := checkWatchers([]*watchClient{tc.w}, h)
+			anoms, _, _ := checkWatchers([]*watchClient{tc.w}, h, nil)
 			if tc.want == "" {
 				if len(anoms) != 0 {
 					t.Fatalf("want none, got %v", anoms)
@@ -162,6 +162,25 @@ func TestLeaseCheckerFindsViolations(t *testing.T) {
 	if !found {
 		t.Fatalf("key after the end: %v", anoms)
 	}
+	// An acknowledged revoke (answered at revision 8) that left kl2 with
+	// the lease at its revision; a later put without a lease hides it
+	// from the final state.
+	left := selfHistory()
+	left.states[8]["kl2"] = left.states[7]["kl2"]
+	left.byRev[8] = left.byRev[8][:1]
+	y := kvState{"y", 9, 9, 1, 0}
+	left.Last = 9
+	left.states = append(left.states, map[string]kvState{"k2": left.states[8]["k2"], "kl2": y})
+	left.byRev = append(left.byRev, []storeChange{{Rev: 9, Key: "kl2", Put: true, Value: "y", KV: y}})
+	left.changes = append(left.changes, left.byRev[9]...)
+	found = false
+	anoms, _ = checkLeases([]*Op{rv}, left, nil)
+	for _, a := range anoms {
+		found = found || a.Kind == anomLeaseLeftKey
+	}
+	if !found {
+		t.Fatalf("key left at the revoke's revision: %v", anoms)
+	}
 }
 
 // A read is checked against the store at its header revision.
@@ -174,5 +193,84 @@ func TestReadsAtRevision(t *testing.T) {
 	}
 	if a := checkReadsAtRevision([]*Op{stale}, h); len(a) != 1 || a[0].Kind != anomReadAtRevision {
 		t.Fatalf("read of a deleted key: %v", a)
+	}
+}
+
+// A cancellation for compaction excuses exactly the compacted revisions,
+// and only when it names a compaction the traffic sent, above what the
+// session still needed.
+func TestWatchCompactionRule(t *testing.T) {
+	h := selfHistory()
+	e := selfEvents(h)
+	cancelAt := func(at int, rev int64) watchResp {
+		return watchResp{At: ms(at), Canceled: true, CompactRev: rev}
+	}
+	sessions := func(ss ...*watchSession) *watchClient {
+		return &watchClient{prefix: "k", prevKV: true, sessions: ss}
+	}
+	rest := []watchResp{evResp(11, e[5]...), evResp(12, e[6]...), evResp(13, e[7]...), evResp(14, e[8]...)}
+	sent := []compaction{{Rev: 5, Call: ms(1), Return: ms(2)}}
+	for _, tc := range []struct {
+		name        string
+		w           *watchClient
+		compactions []compaction
+		want        string
+	}{
+		{"correct: revisions 3-4 compacted, resumed at 5", sessions(
+			&watchSession{Start: 2, Resps: []watchResp{evResp(1, e[2]...), cancelAt(10, 5)}},
+			&watchSession{Start: 5, Resps: rest}), sent, ""},
+		{"no compaction at that revision", sessions(
+			&watchSession{Start: 2, Resps: []watchResp{evResp(1, e[2]...), cancelAt(10, 4)}},
+			&watchSession{Start: 4, Resps: append([]watchResp{evResp(10, e[4]...)}, rest...)}), sent, anomWatchCompact},
+		{"the compaction was sent after the cancellation", sessions(
+			&watchSession{Start: 2, Resps: []watchResp{evResp(1, e[2]...), cancelAt(10, 5)}},
+			&watchSession{Start: 5, Resps: rest}), []compaction{{Rev: 5, Call: ms(20)}}, anomWatchCompact},
+		{"cancelled although its start was not compacted", sessions(
+			&watchSession{Start: 5, Resps: []watchResp{cancelAt(10, 5)}},
+			&watchSession{Start: 5, Resps: rest}), sent, anomWatchCompact},
+		{"a gap past the compaction", sessions(
+			&watchSession{Start: 2, Resps: []watchResp{evResp(1, e[2]...), cancelAt(10, 5)}},
+			&watchSession{Start: 6, Resps: rest[1:]}), sent, anomWatchGap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			anoms, _, _ := checkWatchers([]*watchClient{tc.w}, h, tc.compactions)
+			if tc.want == "" {
+				if len(anoms) != 0 {
+					t.Fatalf("want none, got %v", anoms)
+				}
+				return
+			}
+			for _, a := range anoms {
+				if a.Kind == tc.want {
+					return
+				}
+			}
+			t.Fatalf("want %q, got %v", tc.want, anoms)
+		})
+	}
+}
+
+// prev_kv may be missing only when a compaction had removed the revision
+// before the event (sent before the response arrived).
+func TestWatchPrevKVAfterCompaction(t *testing.T) {
+	h := selfHistory()
+	e := selfEvents(h)
+	noPrev := e[4][0]
+	noPrev.Prev = nil
+	w := watcherOf(4, evResp(10, noPrev))
+	for _, tc := range []struct {
+		name        string
+		compactions []compaction
+		want        bool // an anomaly
+	}{
+		{"no compaction", nil, true},
+		{"compacted at 3, revision 3 still there", []compaction{{Rev: 3, Call: ms(1)}}, true},
+		{"compacted at 4 before the response", []compaction{{Rev: 4, Call: ms(1)}}, false},
+		{"compacted at 4 after the response", []compaction{{Rev: 4, Call: ms(20)}}, true},
+	} {
+		anoms, _, _ := checkWatchers([]*watchClient{w}, h, tc.compactions)
+		if got := len(anoms) > 0; got != tc.want {
+			t.Errorf("%s: anomalies %v, want some: %t", tc.name, anoms, tc.want)
+		}
 	}
 }

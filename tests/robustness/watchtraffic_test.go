@@ -183,11 +183,16 @@ func (w *watchClient) run(stop <-chan struct{}) {
 		w.mu.Lock()
 		w.sessions = append(w.sessions, sess)
 		w.mu.Unlock()
-		stopped, created := w.session(sess, stop, &lastEv)
+		stopped, created, compacted := w.session(sess, stop, &lastEv)
 		if stopped {
 			return
 		}
 		switch {
+		case compacted > 0:
+			// The events before the compaction are gone: resume at
+			// the compacted revision, as a client re-listing would
+			// start its watch after the list.
+			next = max(compacted, lastEv+1)
 		case lastEv > 0:
 			next = lastEv + 1
 		case next == 0 && created > 0:
@@ -201,9 +206,10 @@ func (w *watchClient) run(stop <-chan struct{}) {
 	}
 }
 
-// session runs one Watch call; it says whether stop ended it and the
-// header revision of its created notification (0 if none came).
-func (w *watchClient) session(sess *watchSession, stop <-chan struct{}, lastEv *int64) (stopped bool, created int64) {
+// session runs one Watch call; it says whether stop ended it, the header
+// revision of its created notification (0 if none came) and the compact
+// revision of a cancellation for compaction (0 if not).
+func (w *watchClient) session(sess *watchSession, stop <-chan struct{}, lastEv *int64) (stopped bool, created, compacted int64) {
 	sctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ctx := sctx
@@ -245,14 +251,14 @@ func (w *watchClient) session(sess *watchSession, stop <-chan struct{}, lastEv *
 		select {
 		case <-stop:
 			sess.Ended = "run ended"
-			return true, created
+			return true, created, 0
 		case <-restart:
 			sess.Ended = "ended by the watcher, to resume"
-			return false, created
+			return false, created, 0
 		case resp, ok := <-ch:
 			if !ok {
 				sess.Ended = "channel closed"
-				return false, created
+				return false, created, 0
 			}
 			r := watchResp{At: w.rec.now(), Rev: resp.Header.Revision, Created: resp.Created,
 				Progress: resp.IsProgressNotify(), Canceled: resp.Canceled, CompactRev: resp.CompactRevision}
@@ -282,7 +288,7 @@ func (w *watchClient) session(sess *watchSession, stop <-chan struct{}, lastEv *
 			}
 			if r.Canceled || r.Err != "" {
 				sess.Ended = "cancelled: " + r.Err
-				return false, created
+				return false, created, r.CompactRev
 			}
 		}
 	}
