@@ -83,6 +83,13 @@ func TestLockElectionServicesAcrossMembers(t *testing.T) {
 				gaveUp <- err
 			}()
 			waitKeys(t, clis[0], "svc/", 2)
+			// Cancel only once the Lock waits for the holder (the recipe's
+			// watch is open on member 2): cancelled while its key's Txn is
+			// applied but not yet answered, the recipe (etcd's too) returns
+			// without deleting the key, which then lives until its lease ends.
+			waitUntil(t, "the cancelled Lock to be waiting", func() bool {
+				return metric(t, cl.Members[2], "etcd_debugging_mvcc_watcher_total") >= 1
+			})
 			cancel()
 			if err := <-gaveUp; err == nil {
 				t.Fatal("cancelled Lock succeeded")
