@@ -270,6 +270,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		}
 		rcfg.ID = meta.NodeID
 		rcfg.Applied = snapIndex
+		s.bootCommit = st.Commit
 		lg.Info("restarting local member",
 			zap.String("cluster-id", membership.FormatID(meta.ClusterID)),
 			zap.String("local-member-id", membership.FormatID(meta.NodeID)),

@@ -102,6 +102,9 @@ type Server struct {
 	leaderChangedAt atomic.Int64  // unix nanos of the last leader change
 	readyc          chan struct{} // closed once attributes are published
 	installs        broadcast     // fires on every snapshot install
+	// bootCommit is the commit index of the WAL a restarting member read:
+	// what it had committed, membership changes included, before it stopped.
+	bootCommit uint64
 	stopping        chan struct{}
 	deadlines       *sharedDeadline // bounds proposals' waits
 	stopOnce        sync.Once
