@@ -34,6 +34,10 @@ const (
 	// a ReadIndex round, as a serializable one is (internal/server,
 	// Server.Range).
 	ReadLocal = "read-local"
+	// CompactDropsTombstone: a compaction at revision c removes from disk
+	// a tombstone exactly at c (etcd up to 3.5.15 did), so a watch from c
+	// misses that delete (internal/mvcc, keyIndex.compact).
+	CompactDropsTombstone = "compact-drops-tombstone"
 )
 
 var active = parse(os.Getenv(EnvVar))

@@ -3,6 +3,8 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // keyIndex is the history of one key as a list of generations. A generation
@@ -180,6 +182,11 @@ func (ki *keyIndex) compactPoint(atRev int64, available map[Revision]struct{}) (
 // must stay on disk in available.
 func (ki *keyIndex) compact(atRev int64, available map[Revision]struct{}) {
 	gi, ri := ki.compactPoint(atRev, available)
+	if failpoint.On(failpoint.CompactDropsTombstone) { // test-only hook: the tombstone at atRev leaves the disk
+		if g := &ki.generations[gi]; !g.isEmpty() && ri == len(g.revs)-1 && gi != len(ki.generations)-1 {
+			delete(available, g.revs[ri])
+		}
+	}
 	if ri > 0 {
 		g := &ki.generations[gi]
 		g.revs = append([]Revision(nil), g.revs[ri:]...)

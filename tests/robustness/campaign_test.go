@@ -182,7 +182,7 @@ func (c *campaign) report() string {
 	var ops, ok, failedReads, unknown, applied, bounded, checked, leaseEnds int
 	var ws watchStats
 	var checkTimes []time.Duration
-	var compactions int
+	var compactions, compactWatches int
 	for _, r := range c.results {
 		ops += r.Ops
 		ok += r.OK
@@ -197,6 +197,7 @@ func (c *campaign) report() string {
 		ws.Resumed += r.Watch.Resumed
 		ws.Compacted += r.Watch.Compacted
 		compactions += r.Compactions
+		compactWatches += r.CompactWatches
 		ws.Responses += r.Watch.Responses
 		ws.Events += r.Watch.Events
 		ws.Progress += r.Watch.Progress
@@ -208,7 +209,7 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "- of the writes found applied, %d bounded in time by a watcher's receipt of their event\n", bounded)
 	fmt.Fprintf(&b, "- operations checked for linearizability: %d (lease-end deletions included)\n", checked)
 	fmt.Fprintf(&b, "- leases whose end deleted keys: %d\n", leaseEnds)
-	fmt.Fprintf(&b, "- compactions sent by the traffic: %d\n", compactions)
+	fmt.Fprintf(&b, "- compactions sent by the traffic: %d (%d of them checked by a watch from their own revision)\n", compactions, compactWatches)
 	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions; %d sessions cancelled as compacted, correctly), %d responses, %d events and %d progress notifications checked\n",
 		ws.Watchers, ws.Sessions, ws.Resumed, ws.Compacted, ws.Responses, ws.Events, ws.Progress)
 	if len(checkTimes) > 0 {
@@ -223,7 +224,7 @@ func (c *campaign) report() string {
 		anomDuplicateWrite, anomPhantomWrite, anomRevisionHistory, anomRevisionOrder, anomNoConvergence,
 		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied, anomReadAtRevision,
 		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
-		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchStuck,
+		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchCompactEdge, anomWatchStuck,
 		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev}
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {

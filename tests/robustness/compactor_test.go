@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,17 +33,20 @@ type compactor struct {
 	rec   *recorder
 	rnd   *rand.Rand
 	every time.Duration
+	atDel bool // always at the latest delete, when there is one
 	stop  chan struct{}
 	done  chan struct{}
 
-	mu   sync.Mutex
-	read []map[string]kvState // the key space at revisions 0..len-1 (0: nil), read before compacting them
-	list []compaction
+	mu      sync.Mutex
+	read    []map[string]kvState // the key space at revisions 0..len-1 (0: nil), read before compacting them
+	list    []compaction
+	anoms   []anomaly // watches from a compact revision that missed its events
+	checked int       // watches from a compact revision that answered
 }
 
 // startCompactor starts compacting every ~every (nothing when every is 0).
-func startCompactor(c *cluster, rec *recorder, every time.Duration, seed uint64) *compactor {
-	cp := &compactor{c: c, rec: rec, rnd: rand.New(rand.NewPCG(seed, 0xc0c0)), every: every,
+func startCompactor(c *cluster, rec *recorder, every time.Duration, atDeletes bool, seed uint64) *compactor {
+	cp := &compactor{c: c, rec: rec, rnd: rand.New(rand.NewPCG(seed, 0xc0c0)), every: every, atDel: atDeletes,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if every <= 0 {
 		close(cp.done)
@@ -70,32 +74,117 @@ func (cp *compactor) run() {
 			cancel()
 			continue
 		}
-		target := r.Header.Revision - int64(5+cp.rnd.IntN(40))
-		if target <= last || target < 2 {
+		upTo := r.Header.Revision - 5
+		if upTo <= last || upTo < 2 {
 			cancel()
 			continue
 		}
-		states, err := readStates(ctx, cl, int64(len(read)), target)
-		if err != nil {
-			cancel()
-			continue
+		if upTo >= int64(len(read)) {
+			states, err := readStates(ctx, cl, int64(len(read)), upTo)
+			if err != nil {
+				cancel()
+				continue
+			}
+			read = append(read, states...)
 		}
-		read = append(read, states...)
+		// Up to 40 revisions back; or, one time in two, the latest
+		// delete: a tombstone at the compact revision is the edge case
+		// a watch from that revision must still show.
+		target := max(last+1, upTo-cp.rnd.Int64N(40))
+		if cp.rnd.IntN(2) == 0 || cp.atDel {
+			for rv := upTo; rv > last && rv > 1; rv-- {
+				if len(changesAt(read, rv)) > 0 && hasDelete(read[rv-1], read[rv]) {
+					target = rv
+					break
+				}
+			}
+		}
 		cp.mu.Lock()
 		cp.read = read
 		cp.mu.Unlock()
 		o := compaction{Rev: target, Call: cp.rec.now()}
 		_, err = cl.Compact(ctx, target)
 		o.Return = cp.rec.now()
-		cancel()
 		if err != nil {
 			o.Err = err.Error()
+		} else {
+			cp.watchFrom(ctx, cl, target, changesAt(read, target))
 		}
+		cancel()
 		cp.mu.Lock()
 		cp.list = append(cp.list, o)
 		cp.mu.Unlock()
 		last = target // even after an error: it may have been applied
 	}
+}
+
+// watchFrom opens a watch on every key from the compact revision rev and
+// checks that its first events are exactly rev's changes: a compaction
+// keeps what a watch from its own revision needs (a tombstone at rev
+// included). A watch that errs or says nothing within its deadline is not
+// counted either way.
+func (cp *compactor) watchFrom(ctx context.Context, cl *clientv3.Client, rev int64, want []string) {
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for resp := range cl.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		if resp.Canceled || resp.Err() != nil {
+			return
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
+		var got []string
+		for _, ev := range resp.Events {
+			if ev.Kv.ModRevision == rev {
+				got = append(got, fmt.Sprintf("%s %s", ev.Type, ev.Kv.Key))
+			}
+		}
+		slices.Sort(got)
+		cp.mu.Lock()
+		cp.checked++
+		if !slices.Equal(got, want) {
+			cp.anoms = append(cp.anoms, anomaly{anomWatchCompactEdge, fmt.Sprintf("a watch from compact revision %d delivered %v there, the store changed %v", rev, got, want)})
+		}
+		cp.mu.Unlock()
+		return
+	}
+}
+
+// changesAt are revision rev's changes in read, as "PUT key" / "DELETE key",
+// sorted.
+func changesAt(read []map[string]kvState, rev int64) []string {
+	var out []string
+	prev, cur := read[rev-1], read[rev]
+	for k, kv := range cur {
+		if kv.Mod == rev {
+			out = append(out, "PUT "+k)
+		}
+	}
+	for k := range prev {
+		if _, ok := cur[k]; !ok {
+			out = append(out, "DELETE "+k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasDelete says whether a key of prev is gone in cur.
+func hasDelete(prev, cur map[string]kvState) bool {
+	for k := range prev {
+		if _, ok := cur[k]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// anomalies are the compactor's findings, and how many watches from a
+// compact revision it checked.
+func (cp *compactor) anomalies() ([]anomaly, int) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.anoms, cp.checked
 }
 
 // finish stops the compactor and returns what it read and sent.

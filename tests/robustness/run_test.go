@@ -69,6 +69,7 @@ type runResult struct {
 	Timeout        time.Duration // per request
 	Profile        string        // traffic profile
 	Compactions    int           // Compact requests the traffic sent
+	CompactWatches int           // watches from a compact revision checked
 	Dir            string
 	Ops            int // operations recorded
 	OK             int // succeeded
@@ -96,9 +97,9 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends, %d compactions; watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
 		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.LeaseEnds, r.Compactions, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+		r.Revisions, r.LeaseEnds, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.Err != nil {
 		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
@@ -207,7 +208,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	in := &injector{c: c, rec: rec, rnd: rnd, timing: faultTiming{Election: cfg.Election}}
 	tr := startTraffic(c, cfg.Traffic, rec, sc.Seed)
 	ws := startWatchers(c, cfg.Watch, rec, sc.Seed)
-	cp := startCompactor(c, rec, cfg.Traffic.CompactEvery, sc.Seed)
+	cp := startCompactor(c, rec, cfg.Traffic.CompactEvery, cfg.Traffic.CompactAtDeletes, sc.Seed)
 	in.event("traffic started: %d clients, %d watchers", cfg.Traffic.ClientsPerMember*sc.Members, len(ws.list))
 	time.Sleep(cfg.Warmup)
 	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor {
@@ -227,6 +228,9 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	time.Sleep(cfg.Cooldown)
 	tr.finish()
 	read, compactions := cp.finish()
+	canoms, checked := cp.anomalies()
+	res.add(canoms...)
+	res.CompactWatches = checked
 	in.event("traffic stopped")
 
 	// Liveness: a last write must succeed.

@@ -16,6 +16,8 @@ var seededBugs = []struct {
 	hook string
 	want string
 	sc   scenario // zero: one cairn member, no fault, seed 100 + index
+	// compact: the run compacts as it goes (the hook is in compaction).
+	compact bool
 }{
 	{hook: failpoint.WatchDropEvent, want: anomWatchGap},
 	{hook: failpoint.LeaseExpireEarly, want: anomLeaseEarly},
@@ -23,6 +25,9 @@ var seededBugs = []struct {
 	{hook: failpoint.LeaseRevokeLeavesKey, want: anomLeaseLeftKey},
 	// A follower cut off serves its clients' reads from its stale state.
 	{hook: failpoint.ReadLocal, want: anomNotLinearizable, sc: scenario{TargetCairn, 3, FaultPartitionMinority, 105}},
+	// The compactor's watch from each compact revision misses the delete
+	// there.
+	{hook: failpoint.CompactDropsTombstone, want: anomWatchCompactEdge, compact: true},
 }
 
 // seededConfig is a short run on one member with no fault: the hooks need
@@ -59,6 +64,10 @@ func TestSeededBugs(t *testing.T) {
 		t.Run(sb.hook, func(t *testing.T) {
 			cfg := seededConfig
 			cfg.Env = []string{failpoint.EnvVar + "=" + sb.hook}
+			if sb.compact {
+				cfg.Traffic.CompactEvery = 500 * time.Millisecond
+				cfg.Traffic.CompactAtDeletes = true
+			}
 			sc := sb.sc
 			if sc.Target == "" {
 				sc = scenario{TargetCairn, 1, FaultNone, uint64(100 + i)}

@@ -18,6 +18,7 @@ import (
 type trafficConfig struct {
 	Profile          string        // "etcd" (the default) or "kubernetes"
 	CompactEvery     time.Duration // compaction in the traffic about this often (0: none)
+	CompactAtDeletes bool          // always compact at the latest delete when there is one (else one time in two)
 	ClientsPerMember int
 	Keys             int
 	RatePerClient    float64       // operations per second at most

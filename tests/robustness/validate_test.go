@@ -30,16 +30,17 @@ const (
 	anomReadAtRevision   = "read differs from the store at its revision"
 
 	// Watch rules (watch.go), each checked against the store's history.
-	anomWatchOrder     = "watch: events out of order"
-	anomWatchDuplicate = "watch: event delivered twice"
-	anomWatchGap       = "watch: event missing (not reliable)"
-	anomWatchAtomic    = "watch: a revision split across responses"
-	anomWatchBookmark  = "watch: event at or below a progress notification"
-	anomWatchEvent     = "watch: event differs from the store"
-	anomWatchPrevKV    = "watch: wrong prev_kv"
-	anomWatchStart     = "watch: event before the start revision"
-	anomWatchCompact   = "watch: wrong compact revision"
-	anomWatchStuck     = "watch: did not reach the final revision"
+	anomWatchOrder       = "watch: events out of order"
+	anomWatchDuplicate   = "watch: event delivered twice"
+	anomWatchGap         = "watch: event missing (not reliable)"
+	anomWatchAtomic      = "watch: a revision split across responses"
+	anomWatchBookmark    = "watch: event at or below a progress notification"
+	anomWatchEvent       = "watch: event differs from the store"
+	anomWatchPrevKV      = "watch: wrong prev_kv"
+	anomWatchStart       = "watch: event before the start revision"
+	anomWatchCompact     = "watch: wrong compact revision"
+	anomWatchCompactEdge = "watch: events missing at the compact revision"
+	anomWatchStuck       = "watch: did not reach the final revision"
 
 	// Leases (lease.go).
 	anomLeaseSplit     = "lease: keys not deleted in one revision"
