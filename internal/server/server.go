@@ -105,13 +105,13 @@ type Server struct {
 	// bootCommit is the commit index of the WAL a restarting member read:
 	// what it had committed, membership changes included, before it stopped.
 	bootCommit uint64
-	stopping        chan struct{}
-	deadlines       *sharedDeadline // bounds proposals' waits
-	stopOnce        sync.Once
-	done            chan struct{}
-	fatalOnce       sync.Once
-	errc            chan error // a fatal error the launcher must exit on
-	bg              sync.WaitGroup
+	stopping   chan struct{}
+	deadlines  *sharedDeadline // bounds proposals' waits
+	stopOnce   sync.Once
+	done       chan struct{}
+	fatalOnce  sync.Once
+	errc       chan error // a fatal error the launcher must exit on
+	bg         sync.WaitGroup
 }
 
 // New bootstraps or restarts a member from cfg.DataDir. It does not start
