@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,12 +274,43 @@ func normaliseV2(out string, sd *v2Side, self string) string {
 	}
 	out = v2ExpRe.ReplaceAllString(out, `"expiration":"<t>","ttl":<ttl>`)
 	out = v2TTLRe.ReplaceAllString(out, "TTL: <ttl>")
-	return v2MemberRe.ReplaceAllStringFunc(out, func(id string) string {
+	out = v2MemberRe.ReplaceAllStringFunc(out, func(id string) string {
 		if id == self {
 			return id
 		}
 		return "<new-member-id>"
 	})
+	return orderMembers(out, self)
+}
+
+// orderMembers puts the lines naming a member, and the entries of an
+// ETCD_INITIAL_CLUSTER line, in one order. Both servers list members by ID,
+// and a member added at runtime has an ID derived from the second of the
+// add, so it sorts before or after the first member by chance.
+func orderMembers(out, self string) string {
+	if !strings.Contains(out, "<new-member-id>") && !strings.Contains(out, "ETCD_INITIAL_CLUSTER=") {
+		return out
+	}
+	lines := strings.Split(out, "\n")
+	var at []int
+	var named []string
+	for i, l := range lines {
+		if v, ok := strings.CutPrefix(l, `ETCD_INITIAL_CLUSTER="`); ok {
+			parts := strings.Split(strings.TrimSuffix(v, `"`), ",")
+			sort.Strings(parts)
+			lines[i] = `ETCD_INITIAL_CLUSTER="` + strings.Join(parts, ",") + `"`
+			continue
+		}
+		if strings.Contains(l, "<new-member-id>") || (self != "" && strings.Contains(l, self)) {
+			at = append(at, i)
+			named = append(named, l)
+		}
+	}
+	sort.Strings(named)
+	for j, i := range at {
+		lines[i] = named[j]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // expand replaces {ep}, {self} and {idx+N} in a word.
