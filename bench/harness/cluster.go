@@ -169,6 +169,18 @@ func (c *cluster) kill(i int) {
 	<-s.exited
 }
 
+// restart starts killed member i again from its data dir with the flags
+// it was started with.
+func (c *cluster) restart(i int) error {
+	if err := c.members[i].relaunch(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.killed, i)
+	c.mu.Unlock()
+	return nil
+}
+
 func (c *cluster) wasKilled(i int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -48,6 +48,9 @@ type pacedPuts struct {
 	key    func(i int) string
 	value  func(i int) string
 	onSend func(i int, t time.Time)
+	// do, when set, is request i instead of the put (the load then paces
+	// other requests, e.g. reads); its error is the request's outcome.
+	do func(ctx context.Context, cli *clientv3.Client, i int) error
 }
 
 type putSample struct {
@@ -126,9 +129,11 @@ func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
 					}
 				}
 				k, v := "", val
-				if l.key != nil {
+				switch {
+				case l.do != nil: // not a put
+				case l.key != nil:
 					k = l.key(int(i))
-				} else {
+				default:
 					k = fixedKey(maintPrefix, int(i)%l.keys, maintKeyLen)
 				}
 				if l.value != nil {
@@ -139,7 +144,12 @@ func (l pacedPuts) start(ctx context.Context) (*pacedRun, error) {
 				if l.onSend != nil {
 					l.onSend(int(i), t)
 				}
-				_, err := cli.Put(rctx, k, v)
+				var err error
+				if l.do != nil {
+					err = l.do(rctx, cli, int(i))
+				} else {
+					_, err = cli.Put(rctx, k, v)
+				}
 				d := time.Since(t)
 				cancel()
 				s := putSample{i: int(i), start: t, lat: d}

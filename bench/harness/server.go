@@ -34,6 +34,7 @@ type server struct {
 	waitErr  error
 	cli      *clientv3.Client
 	procs    *procSet
+	args     []string // the flags of the last launch (relaunch reuses them)
 }
 
 // freePort asks the kernel for a free port on ip. The port is released before
@@ -123,6 +124,25 @@ func (s *server) launch(procs *procSet, args []string) error {
 		os.RemoveAll(s.dir)
 		return err
 	}
+	return s.startProc(procs, args, logf)
+}
+
+// relaunch starts a server that has exited (killed on purpose) again with
+// the same flags and data dir; its output is appended to server.log.
+func (s *server) relaunch() error {
+	if s.alive() {
+		return fmt.Errorf("relaunch %s: still running", s.endpoint)
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	s.exited, s.waitErr = make(chan struct{}), nil
+	return s.startProc(s.procs, s.args, logf)
+}
+
+func (s *server) startProc(procs *procSet, args []string, logf *os.File) error {
+	s.args = args
 	s.cmd = exec.Command(s.sys.Binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := procs.start(s.cmd, s.sys.Name); err != nil {

@@ -183,17 +183,18 @@ func TestClusterRefusalIsNotSupported(t *testing.T) {
 func TestPlumbingClusterAndWatch(t *testing.T) {
 	t.Parallel()
 	var p pids
-	want := []string{"k8s-shape-watch", "put-3m-100c", "put-3m-1000c", "range-3m-l-100c", "leader-kill", "grow-shrink", "watch-fanout"}
+	want := []string{"k8s-shape-watch", "put-3m-100c", "put-3m-1000c", "range-3m-l-100c", "leader-kill", "grow-shrink",
+		"snapshot-catchup", "watch-fanout"}
 	cfg := testConfig(t, &p, want...)
 	cfg.SUT = "etcd-3.6.16" // cairn does not support these yet: TestNotSupportedOnCairn
 	cfg.Sizes.Rounds = 1
 	res := runClean(t, &p, cfg, 3*time.Minute)
 	checkResults(t, cfg, res, want)
-	if n := p.count("etcd-3.6.16"); n < 5*3 { // the reference alone: 5 cluster workloads × 3 members
+	if n := p.count("etcd-3.6.16"); n < 6*3 { // the reference alone: 6 cluster workloads × 3 members
 		t.Errorf("only %d reference servers started", n)
 	}
 	wantParts := map[string][]string{"k8s-shape-watch": {"lists", "watch events"}, "leader-kill": {"write probes"},
-		"watch-fanout": {"puts without watchers", "puts under fan-out"}}
+		"snapshot-catchup": {"fill", "linearizable reads"}, "watch-fanout": {"puts without watchers", "puts under fan-out"}}
 	for _, wr := range res.Workloads {
 		for _, rr := range wr.Runs {
 			m := rr.Measurement

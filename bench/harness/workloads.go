@@ -45,6 +45,7 @@ type Sizes struct {
 	V2MemKeys     int `json:"v2_memory_keys"`             // v2-memory distinct keys
 
 	RangeUnderPut int `json:"range_under_put_reads"` // range-{l,s}-under-put-100c reads (the puts run meanwhile)
+	SnapMiB       int `json:"snapshot_catchup_mib"`  // snapshot-catchup: key+value bytes in the backend the member must receive
 }
 
 // Modes: full is what docs/performance.md reports; quick takes a few minutes;
@@ -55,13 +56,13 @@ var Modes = map[string]Sizes{
 		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
 		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second,
 		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 5000, K8sWatchers: 5,
-		V2Set: 100000, V2Get: 100000, V2MemKeys: 500000, RangeUnderPut: 100000},
+		V2Set: 100000, V2Get: 100000, V2MemKeys: 500000, RangeUnderPut: 100000, SnapMiB: 1024},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
 		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
 		PageKeys: 10000, PageScans: 100, K8sObjects: 5000, K8sTxns: 10000, MemRevKeys: 20000,
 		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second,
 		Put3m100: 10000, Put3m1000: 20000, WatchWatchers: 1000, WatchConns: 10, WatchPuts: 2000, K8sWatchers: 5,
-		V2Set: 10000, V2Get: 20000, V2MemKeys: 50000, RangeUnderPut: 20000},
+		V2Set: 10000, V2Get: 20000, V2MemKeys: 50000, RangeUnderPut: 20000, SnapMiB: 64},
 	// tiny's 100-client counts keep each run's server CPU well above the 10 ms
 	// resolution of /proc/<pid>/stat, or "CPU per request" can read 0.
 	"tiny": {Rounds: 2, FsyncCount: 101, Put1: 101, Put100: 2000, Put1000: 2000,
@@ -69,7 +70,7 @@ var Modes = map[string]Sizes{
 		PageKeys: 1200, PageScans: 6, K8sObjects: 1000, K8sTxns: 300, MemRevKeys: 300,
 		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond,
 		Put3m100: 200, Put3m1000: 1000, WatchWatchers: 20, WatchConns: 2, WatchPuts: 200, K8sWatchers: 2,
-		V2Set: 200, V2Get: 200, V2MemKeys: 500, RangeUnderPut: 1000},
+		V2Set: 200, V2Get: 200, V2MemKeys: 500, RangeUnderPut: 1000, SnapMiB: 4},
 }
 
 const (
@@ -208,6 +209,7 @@ func workloads(sz Sizes) []workload {
 		range3mWorkload("range-3m-l-100c", 100, 10, sz.Range100),
 		leaderKillWorkload(sz),
 		growShrinkWorkload(sz),
+		snapshotCatchupWorkload(sz),
 		watchFanoutWorkload(sz),
 		v2Workloads(sz)[0],
 		v2Workloads(sz)[1],
