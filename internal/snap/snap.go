@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/raft/v3"
@@ -274,7 +275,7 @@ func (s *Snapshotter) SaveDBFrom(r io.Reader, index uint64) (int64, error) {
 	name := filepath.Base(s.dbFilePath(index))
 	err := s.writeAtomically(name, func(f *os.File) error {
 		var err error
-		n, err = io.Copy(f, r)
+		n, err = copyPaced(f, r, dbSyncChunk, fileutil.Fdatasync)
 		return err
 	})
 	if err != nil {
@@ -282,6 +283,42 @@ func (s *Snapshotter) SaveDBFrom(r io.Reader, index uint64) (int64, error) {
 	}
 	s.lg.Info("saved database snapshot to disk", zap.String("path", s.dbFilePath(index)), zap.Int64("bytes", n))
 	return n, nil
+}
+
+// dbSyncChunk is how much of a received database is written between
+// fdatasyncs. The database can be as large as the backend (GiBs): written in
+// one go, the kernel flushes it all at the final fsync, and every other
+// fsync on the disk (this member's WAL, and on a shared disk the other
+// members') queues behind that flush for seconds.
+const dbSyncChunk = 2 << 20
+
+// copyPaced copies r to f, syncing every chunk bytes and then pausing as
+// long as that sync took: the copy takes at most about half of the disk's
+// time, and other writers' fsyncs never wait behind more than one chunk.
+// The pause also slows the reading side, so the sender streams the
+// database at the disk's pace. (The receive takes longer; nothing waits
+// for it but the member being caught up.)
+func copyPaced(f *os.File, r io.Reader, chunk int64, sync func(*os.File) error) (int64, error) {
+	var n int64
+	for {
+		m, err := io.CopyN(f, r, chunk)
+		n += m
+		if m > 0 {
+			start := time.Now()
+			if serr := sync(f); serr != nil {
+				return n, serr
+			}
+			if err == nil {
+				time.Sleep(time.Since(start))
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // DBFilePath returns the path of <index>.snap.db, or ErrNoDBSnapshot.

@@ -3,6 +3,7 @@ package snap
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -216,5 +217,38 @@ func TestPurgeWALs(t *testing.T) {
 	// The WAL still appends after the purge.
 	if err := w.Save(raftpb.HardState{Term: 1, Commit: 13}, []raftpb.Entry{{Term: 1, Index: 13}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A received database is synced chunk by chunk, never in one flush at the
+// end (which would stall every other fsync on the disk for its duration).
+func TestCopyPacedSyncsEachChunk(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var synced []int64
+	sync := func(f *os.File) error {
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		synced = append(synced, st.Size())
+		return nil
+	}
+	n, err := copyPaced(f, strings.NewReader("0123456789"), 4, sync)
+	if err != nil || n != 10 {
+		t.Fatal(n, err)
+	}
+	if fmt.Sprint(synced) != "[4 8 10]" {
+		t.Fatalf("synced at sizes %v, want [4 8 10]", synced)
+	}
+	if b, _ := os.ReadFile(f.Name()); string(b) != "0123456789" {
+		t.Fatalf("%q", b)
+	}
+	fail := func(*os.File) error { return errors.New("disk gone") }
+	if _, err := copyPaced(f, strings.NewReader("abc"), 2, fail); err == nil || err.Error() != "disk gone" {
+		t.Fatalf("sync error not returned: %v", err)
 	}
 }
