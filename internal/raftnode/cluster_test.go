@@ -75,6 +75,8 @@ type voter struct {
 	violations []string
 	// log is what the applier received: index → term.
 	log map[uint64]uint64
+	// reads receives the node's read states.
+	reads chan raft.ReadState
 }
 
 func (v *voter) check(ap Apply) {
@@ -115,6 +117,13 @@ func (v *voter) errs() []string {
 // queued a batch is still unsaved.
 func newCluster(t *testing.T, n int, gated ...uint64) (*testNet, map[uint64]*voter) {
 	t.Helper()
+	return newClusterMode(t, n, false, gated...)
+}
+
+// newClusterMode is newCluster with the storage mode chosen: async runs
+// the nodes with raft's AsynchronousStorageWrites (async.go).
+func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet, map[uint64]*voter) {
+	t.Helper()
 	nw := &testNet{nodes: map[uint64]*Node{}, cut: map[[2]uint64]bool{}}
 	voters := map[uint64]*voter{}
 	var ids []uint64
@@ -129,16 +138,26 @@ func newCluster(t *testing.T, n int, gated ...uint64) (*testNet, map[uint64]*vot
 		rn, err := raft.NewRawNode(&raft.Config{
 			ID: id, ElectionTick: 1 << 30, HeartbeatTick: 1, Storage: ms,
 			MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-			Logger: &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)},
+			Logger:             &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)},
+			AsyncStorageWrites: async,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}}
+		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, reads: make(chan raft.ReadState, 16)}
 		v.p.gated = slices.Contains(gated, id)
 		v.n = New(Config{
 			Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: v.p,
 			Transport: netTransport{nw: nw, from: id}, TickInterval: 2 * time.Millisecond,
+			AsyncStorageWrites: async,
+			OnReadStates: func(rs []raft.ReadState) {
+				for _, r := range rs {
+					select {
+					case v.reads <- r:
+					default:
+					}
+				}
+			},
 		})
 		voters[id] = v
 		nw.nodes[id] = v.n
@@ -152,6 +171,15 @@ func newCluster(t *testing.T, n int, gated ...uint64) (*testNet, map[uint64]*vot
 		// until its node is done.
 		for _, v := range voters {
 			v.p.setGated(false)
+			v.p.mu.Lock()
+			if v.p.block != nil {
+				select {
+				case <-v.p.block:
+				default:
+					close(v.p.block)
+				}
+			}
+			v.p.mu.Unlock()
 		}
 		for _, v := range voters {
 			v.n.Stop()
@@ -233,8 +261,20 @@ func appliedAtLeast(vs map[uint64]*voter, index uint64, among ...uint64) func() 
 // WAL holds the old leader's entries at those indexes), so the applier must
 // be told to wait for the Save of that Ready.
 func TestFollowerWaitsForOverwrittenTail(t *testing.T) {
+	bothModes(t, testFollowerWaitsForOverwrittenTail)
+}
+
+// bothModes runs a multi-voter test with synchronous and with asynchronous
+// storage writes.
+func bothModes(t *testing.T, test func(t *testing.T, async bool)) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) { test(t, async) })
+	}
+}
+
+func testFollowerWaitsForOverwrittenTail(t *testing.T, async bool) {
 	const a, b, c, d, e = 1, 2, 3, 4, 5
-	nw, vs := newCluster(t, 5, b)
+	nw, vs := newClusterMode(t, 5, async, b)
 	all := []uint64{a, b, c, d, e}
 
 	// a leads; everyone applies its empty entry (index 2).
@@ -295,8 +335,12 @@ func TestFollowerWaitsForOverwrittenTail(t *testing.T) {
 // partitions and elections, every Save checked as in the test above, and
 // then checks that they applied the same entries (state machine safety).
 func TestVotersUnderPartitionsAndLeaderChanges(t *testing.T) {
+	bothModes(t, testVotersUnderPartitionsAndLeaderChanges)
+}
+
+func testVotersUnderPartitionsAndLeaderChanges(t *testing.T, async bool) {
 	ids := []uint64{1, 2, 3}
-	nw, vs := newCluster(t, 3, ids...)
+	nw, vs := newClusterMode(t, 3, async, ids...)
 	rng := rand.New(rand.NewPCG(7, 11))
 	token := uint64(0)
 	for round := 0; round < 40; round++ {
@@ -370,6 +414,67 @@ func TestVotersUnderPartitionsAndLeaderChanges(t *testing.T) {
 			if !ok || got != want {
 				t.Fatalf("entry %d: member 1 applied term %d, member %d term %d (applied %v)", i, want, id, got, ok)
 			}
+		}
+	}
+}
+
+// TestLoopRunsDuringLeaderSave: with asynchronous storage writes the
+// leader's loop does not wait for its own disk. While every Save of the
+// leader is held (a stalled fsync), the loop answers requests, completes a
+// read-index round, and keeps replicating: entries proposed meanwhile are
+// committed by the followers' acknowledgements and applied on the
+// followers. The leader itself applies them only once its Save returns
+// (nothing is applied before it is durable locally).
+func TestLoopRunsDuringLeaderSave(t *testing.T) {
+	const a, b, c = 1, 2, 3
+	_, vs := newClusterMode(t, 3, true)
+	all := []uint64{a, b, c}
+	if err := vs[a].n.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to lead", leaderIs(vs, a, all...))
+	eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
+
+	block := make(chan struct{})
+	vs[a].p.mu.Lock()
+	vs[a].p.block = block
+	vs[a].p.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		vs[a].n.Propose(nil, uint64(i), fmt.Appendf(nil, "stalled%d", i))
+	}
+	eventually(t, "the followers to apply entries the leader has not persisted", appliedAtLeast(vs, 5, b, c))
+
+	done := make(chan error, 1)
+	go func() { _, err := vs[a].n.Status(); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the leader's loop did not answer while its Save was held")
+	}
+	if err := vs[a].n.ReadIndex([]byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rs := <-vs[a].reads:
+		if string(rs.RequestCtx) != "r" || rs.Index < 5 {
+			t.Fatalf("read state %q at %d, want r at >= 5", rs.RequestCtx, rs.Index)
+		}
+	case <-time.After(wait):
+		t.Fatal("no read state while the leader's Save was held")
+	}
+	if got := vs[a].applied.Load(); got >= 3 {
+		t.Fatalf("the leader applied up to %d before its own Save of those entries returned", got)
+	}
+	vs[a].p.mu.Lock()
+	close(block)
+	vs[a].p.mu.Unlock()
+	eventually(t, "the leader to apply once its disk is back", appliedAtLeast(vs, 5, a))
+	for _, v := range vs {
+		if errs := v.errs(); len(errs) > 0 {
+			t.Fatal(errs)
 		}
 	}
 }

@@ -89,6 +89,11 @@ type Config struct {
 	// OnFatal is called once when persisting fails: the member cannot go on
 	// safely and must stop.
 	OnFatal func(error)
+	// AsyncStorageWrites must be the raft.Config.AsyncStorageWrites the
+	// Raft node was created with. When set, the log is made durable by a
+	// goroutine of its own and the loop never waits for the disk (see
+	// async.go); otherwise each Ready is persisted on the loop.
+	AsyncStorageWrites bool
 }
 
 // Node drives a raft.RawNode in one goroutine: ticks, proposals, requests
@@ -111,6 +116,14 @@ type Node struct {
 	stopped sync.Once
 	// lastTick is when the loop last ticked raft (unix nanos).
 	lastTick atomic.Int64
+
+	// Asynchronous storage writes only (async.go).
+	id         uint64    // this node's raft ID
+	appends    *msgQueue // loop → append goroutine: MsgStorageAppend
+	local      *msgQueue // append goroutine → loop: responses to step
+	stopAppend chan struct{}
+	appendDone chan struct{}
+	appendErr  chan error // capacity 1
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
@@ -129,6 +142,12 @@ func New(cfg Config) *Node {
 		recvc:  make(chan raftpb.Message, recvBuffer),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
+
+		appends:    newMsgQueue(),
+		local:      newMsgQueue(),
+		stopAppend: make(chan struct{}),
+		appendDone: make(chan struct{}),
+		appendErr:  make(chan error, 1),
 	}
 }
 
@@ -259,6 +278,15 @@ var ErrStopped = errors.New("raftnode: stopped")
 func (n *Node) run() {
 	defer close(n.donec)
 	defer close(n.applyc)
+	if n.cfg.AsyncStorageWrites {
+		n.id = n.rn.BasicStatus().ID
+		go n.appendLoop()
+		// Runs before applyc closes: the append goroutine may send on it.
+		defer func() {
+			close(n.stopAppend)
+			<-n.appendDone
+		}()
+	}
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -279,6 +307,13 @@ func (n *Node) run() {
 			n.step(m)
 		case f := <-n.reqc:
 			f()
+		case <-n.local.wake:
+			n.stepLocalResponses()
+		case err := <-n.appendErr:
+			if n.cfg.OnFatal != nil {
+				n.cfg.OnFatal(err)
+			}
+			return
 		case <-n.stopc:
 			return
 		}
@@ -311,6 +346,12 @@ func (n *Node) ready() error {
 			return nil
 		}
 		rd := n.rn.Ready()
+		if n.cfg.AsyncStorageWrites {
+			if err := n.handleAsync(rd); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := n.handle(rd); err != nil {
 			return err
 		}
@@ -348,7 +389,9 @@ func (n *Node) propose() {
 	}
 }
 
-func (n *Node) handle(rd raft.Ready) error {
+// publish hands what a Ready says about the node's state to the callbacks:
+// soft state first, then the hard state's term and commit, then read states.
+func (n *Node) publish(rd raft.Ready) {
 	if rd.SoftState != nil {
 		// Role and leader are published before the callback runs, so it
 		// sees a consistent state.
@@ -367,24 +410,18 @@ func (n *Node) handle(rd raft.Ready) error {
 	if len(rd.ReadStates) > 0 && n.cfg.OnReadStates != nil {
 		n.cfg.OnReadStates(rd.ReadStates)
 	}
+}
 
+func (n *Node) handle(rd raft.Ready) error {
+	n.publish(rd)
 	persisted := make(chan struct{})
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}
 		if len(rd.Entries) > 0 {
 			ap.firstUnsaved = rd.Entries[0].Index
 		}
-		// While the applier is behind, keep serving requests: it may be
-		// waiting in ApplyConfChange for this very goroutine.
-		for sent := false; !sent; {
-			select {
-			case n.applyc <- ap:
-				sent = true
-			case f := <-n.reqc:
-				f()
-			case <-n.stopc:
-				return ErrStopped
-			}
+		if err := n.queueApply(ap); err != nil {
+			return err
 		}
 	}
 
@@ -418,6 +455,22 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 	close(persisted)
 	return nil
+}
+
+// queueApply hands a batch to the applier. Loop goroutine. While the
+// applier is behind, the loop keeps serving requests: the applier may be
+// waiting in ApplyConfChange for this very goroutine.
+func (n *Node) queueApply(ap Apply) error {
+	for {
+		select {
+		case n.applyc <- ap:
+			return nil
+		case f := <-n.reqc:
+			f()
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
 }
 
 func (n *Node) send(msgs []raftpb.Message) {

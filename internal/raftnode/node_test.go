@@ -34,6 +34,8 @@ type fakePersister struct {
 	release chan struct{}
 	// violations are contract breaches seen by the persister.
 	violations []string
+	// block, when set, holds every Save until it is closed (a stalled disk).
+	block chan struct{}
 }
 
 func newFakePersister() *fakePersister {
@@ -43,8 +45,11 @@ func newFakePersister() *fakePersister {
 func (p *fakePersister) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 	p.mu.Lock()
 	p.saves++
-	n, gated := p.saves, p.gated
+	n, gated, block := p.saves, p.gated, p.block
 	p.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	if gated {
 		p.entered <- struct{}{}
 		<-p.release

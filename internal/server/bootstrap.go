@@ -193,6 +193,8 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		closers = append(closers, w.Close)
 		cl = membership.NewCluster(cid, localID, maxLearners)
 		rcfg.ID = localID
+		// A joining member always has peers.
+		rcfg.AsyncStorageWrites = useAsyncStorageWrites(bootSize > 1 || !cfg.NewCluster)
 		lg.Info("starting local member",
 			zap.String("local-member-id", membership.FormatID(localID)),
 			zap.String("cluster-id", membership.FormatID(cid)),
@@ -270,6 +272,11 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 		}
 		rcfg.ID = meta.NodeID
 		rcfg.Applied = snapIndex
+		multi, err := restartHasPeers(be, confState)
+		if err != nil {
+			return nil, err
+		}
+		rcfg.AsyncStorageWrites = useAsyncStorageWrites(multi || bootSize > 1)
 		s.bootCommit = st.Commit
 		lg.Info("restarting local member",
 			zap.String("cluster-id", membership.FormatID(meta.ClusterID)),
@@ -398,7 +405,8 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 				s.w.Trigger(id, applyResult{err: proposalDropped(err)})
 			}
 		},
-		OnFatal: s.fatal,
+		OnFatal:            s.fatal,
+		AsyncStorageWrites: rcfg.AsyncStorageWrites,
 	})
 	// Peers only now: their streams start delivering messages to
 	// Process, which needs the node (it queues them until Start).
@@ -543,4 +551,28 @@ func freelistType(s string) string {
 		return "array"
 	}
 	return "map"
+}
+
+// useAsyncStorageWrites picks the raft loop's storage mode (raftnode's
+// Config.AsyncStorageWrites). With peers, the loop must not wait for the
+// local disk: a leader's fsync would otherwise hold back its heartbeats,
+// vote answers and read-index rounds, and the replication of the next
+// batch. A lone voter has nobody to talk to meanwhile, and the synchronous
+// mode saves it two goroutine hand-offs per write; the mode is chosen at
+// start (a member that grows from one keeps it until restarted).
+func useAsyncStorageWrites(hasPeers bool) bool { return hasPeers }
+
+// restartHasPeers reports whether a restarting member belongs to a cluster
+// of more than one member, as far as its backend and newest snapshot know.
+func restartHasPeers(be *backend.Backend, cs raftpb.ConfState) (bool, error) {
+	if len(cs.Voters)+len(cs.Learners) > 1 {
+		return true, nil
+	}
+	rv := be.Read()
+	defer rv.End()
+	members, _, err := schema.ReadMembers(rv)
+	if err != nil {
+		return false, fmt.Errorf("read members: %w", err)
+	}
+	return len(members) > 1, nil
 }
