@@ -38,6 +38,10 @@ const (
 	// a tombstone exactly at c (etcd up to 3.5.15 did), so a watch from c
 	// misses that delete (internal/mvcc, keyIndex.compact).
 	CompactDropsTombstone = "compact-drops-tombstone"
+	// WALSlowFsync: every fdatasync of the WAL's tail takes a second
+	// longer (internal/wal, WAL.syncTail): a stalled disk, not a wrong
+	// result; the raft loop must keep its heartbeats going through it.
+	WALSlowFsync = "wal-slow-fsync"
 )
 
 var active = parse(os.Getenv(EnvVar))

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // nextTmpName is the file the next segment is prepared in, as etcd names it.
@@ -146,8 +149,15 @@ func (w *WAL) syncTail() error {
 	if err := w.fdatasync(w.tail().f.File); err != nil {
 		return w.fail(err)
 	}
+	if failpoint.On(failpoint.WALSlowFsync) {
+		time.Sleep(slowFsyncDelay)
+	}
 	return nil
 }
+
+// slowFsyncDelay is what the test-only wal-slow-fsync hook adds to each
+// fdatasync of the tail.
+const slowFsyncDelay = time.Second
 
 // cut closes the tail (truncated to its records, synced) and continues in a
 // new segment named (seq+1, enti+1), which starts with a crc record carrying
