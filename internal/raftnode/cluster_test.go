@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -77,6 +78,8 @@ type voter struct {
 	log map[uint64]uint64
 	// reads receives the node's read states.
 	reads chan raft.ReadState
+	// fatal receives what the node reports to OnFatal.
+	fatal chan error
 }
 
 func (v *voter) check(ap Apply) {
@@ -144,12 +147,14 @@ func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet,
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, reads: make(chan raft.ReadState, 16)}
+		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, reads: make(chan raft.ReadState, 16),
+			fatal: make(chan error, 1)}
 		v.p.gated = slices.Contains(gated, id)
 		v.n = New(Config{
 			Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: v.p,
 			Transport: netTransport{nw: nw, from: id}, TickInterval: 2 * time.Millisecond,
 			AsyncStorageWrites: async,
+			OnFatal:            func(err error) { v.fatal <- err },
 			OnReadStates: func(rs []raft.ReadState) {
 				for _, r := range rs {
 					select {
@@ -476,5 +481,38 @@ func TestLoopRunsDuringLeaderSave(t *testing.T) {
 		if errs := v.errs(); len(errs) > 0 {
 			t.Fatal(errs)
 		}
+	}
+}
+
+// TestAsyncSaveErrorIsFatal: a failed write on the append goroutine stops
+// the node through OnFatal, and nothing of the failed Save is applied.
+func TestAsyncSaveErrorIsFatal(t *testing.T) {
+	const a, b, c = 1, 2, 3
+	_, vs := newClusterMode(t, 3, true)
+	if err := vs[a].n.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to lead", leaderIs(vs, a, a, b, c))
+	eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, a, b, c))
+	applied := vs[b].applied.Load()
+	vs[b].p.mu.Lock()
+	vs[b].p.failAt, vs[b].p.err = vs[b].p.saves+1, errors.New("disk on fire")
+	vs[b].p.mu.Unlock()
+	vs[a].n.Propose(nil, 1, []byte("x"))
+	select {
+	case err := <-vs[b].fatal:
+		if !errors.Is(err, vs[b].p.err) {
+			t.Fatalf("fatal %v, want the Save error", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("a failed Save did not stop the node")
+	}
+	select {
+	case <-vs[b].n.Done():
+	case <-time.After(wait):
+		t.Fatal("the node did not stop after a failed Save")
+	}
+	if got := vs[b].applied.Load(); got != applied {
+		t.Fatalf("applied %d after the failed Save, was %d", got, applied)
 	}
 }

@@ -41,4 +41,10 @@
 // Batching: every proposal that arrives while a Ready is being persisted is
 // carried by the next Ready, so concurrent writers share one fsync; on a
 // single voter that Ready also carries the commit of the previous batch.
+//
+// The contract above is the synchronous mode. With Config.AsyncStorageWrites
+// (raft's AsyncStorageWrites) steps 5-7 move to an append goroutine and the
+// loop never waits for the disk: see async.go. There every append queued
+// while a write runs shares the next Save and its fsync, and committed
+// entries reach the applier only once durable locally.
 package raftnode
