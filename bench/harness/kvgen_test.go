@@ -16,6 +16,9 @@ func TestFullModeSizesAreTheIssues(t *testing.T) {
 		t.Errorf("full mode: paging %d keys, memory %d / %d keys, defrag %d MiB; the issue asks 10,000, 1M, 1M, 1 GiB",
 			f.PageKeys, f.MemKeys, f.MemRevKeys, f.DefragMiB)
 	}
+	if f.SnapMiB != 1024 {
+		t.Errorf("full mode: snapshot-catchup backend %d MiB; issue 10 asks 1 GiB", f.SnapMiB)
+	}
 	for name, sz := range Modes {
 		if sz.PageKeys <= pageLimit {
 			t.Errorf("%s: %d paging keys make a single page", name, sz.PageKeys)
@@ -26,7 +29,7 @@ func TestFullModeSizesAreTheIssues(t *testing.T) {
 		if sz.RangeUnderPut <= 100 {
 			t.Errorf("%s: %d reads under puts are too few for a p99", name, sz.RangeUnderPut)
 		}
-		if sz.MaintWarmup <= 0 || sz.MaintTail <= 0 || sz.DefragMiB <= 0 || sz.CompactKeys <= 0 {
+		if sz.MaintWarmup <= 0 || sz.MaintTail <= 0 || sz.DefragMiB <= 0 || sz.CompactKeys <= 0 || sz.SnapMiB <= 0 {
 			t.Errorf("%s: maintenance sizes unset: %+v", name, sz)
 		}
 	}
