@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/tests/framework"
 	"github.com/cairnkv/cairn/tests/refs"
@@ -196,7 +197,7 @@ func snapshotRevision(tool, file string) (int64, error) {
 // readRestored reads a restored member: its current revision, the lowest
 // revision it can read, and its key space at the revisions of the window.
 func readRestored(m *framework.Member, rev int64, rm *restoredMember) error {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Client}, DialTimeout: 2 * time.Second})
+	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Client}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
