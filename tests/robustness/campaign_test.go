@@ -221,6 +221,7 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "- compactions sent by the traffic: %d (%d of them checked by a watch from their own revision)\n", compactions, compactWatches)
 	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions; %d sessions cancelled as compacted, correctly), %d responses, %d events and %d progress notifications checked\n",
 		ws.Watchers, ws.Sessions, ws.Resumed, ws.Compacted, ws.Responses, ws.Events, ws.Progress)
+	b.WriteString(extrasReport(c.results))
 	if len(checkTimes) > 0 {
 		slices.Sort(checkTimes)
 		fmt.Fprintf(&b, "- checker time per run: p50 %v, max %v; checker timeouts: %d\n",

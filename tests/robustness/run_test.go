@@ -88,6 +88,7 @@ type runResult struct {
 	Err            error    // the harness itself failed
 	Events         []Event  // what the harness did, when
 	V2             *v2Stats // the v2 register workload's numbers (v2traffic_test.go)
+	restores       []*restoreCheck
 }
 
 func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) }
@@ -287,6 +288,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 		}
 		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
 	}
+	res.restores = c.restores
 	in.events = append(in.events, cp.events()...)
 	slices.SortStableFunc(in.events, func(a, b Event) int { return cmpDur(a.At, b.At) })
 	res.Compactions = len(compactions)

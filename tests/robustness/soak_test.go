@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -152,4 +153,38 @@ func campaignExtras(round int) []scenario {
 		{TargetEtcd, 5, allFaults[(round+9)%n], 0},
 		{TargetMixed, 5, allFaults[(round+11)%n], 0},
 	}
+}
+
+// extrasReport is the campaign report's lines for the v2 workload, the
+// snapshot restores and the soak runs ("" when there were none).
+func extrasReport(results []*runResult) string {
+	var b strings.Builder
+	var v2runs, v2events, v2polls, restores, restored, revs, soaks int
+	for _, r := range results {
+		if r.V2 != nil {
+			v2runs++
+			v2events += r.V2.Events
+			v2polls += r.V2.Polls
+		}
+		if r.Scenario.Fault == FaultSoak {
+			soaks++
+		}
+		for _, rc := range r.restores {
+			restores++
+			for _, m := range rc.Members {
+				restored++
+				revs += len(m.States)
+			}
+		}
+	}
+	if v2runs > 0 {
+		fmt.Fprintf(&b, "- v2 register workload: %d runs, %d v2 events in their histories, %d waitIndex watch answers checked\n", v2runs, v2events, v2polls)
+	}
+	if restores > 0 {
+		fmt.Fprintf(&b, "- snapshot restores: %d snapshots restored into %d members, %d restored key spaces (one per revision) compared with the history\n", restores, restored, revs)
+	}
+	if soaks > 0 {
+		fmt.Fprintf(&b, "- soak runs (overlapping faults): %d\n", soaks)
+	}
+	return b.String()
 }
