@@ -160,6 +160,7 @@ func campaignExtras(round int) []scenario {
 func extrasReport(results []*runResult) string {
 	var b strings.Builder
 	var v2runs, v2events, v2polls, restores, restored, revs, soaks int
+	waves := map[string]int{}
 	for _, r := range results {
 		if r.V2 != nil {
 			v2runs++
@@ -168,6 +169,16 @@ func extrasReport(results []*runResult) string {
 		}
 		if r.Scenario.Fault == FaultSoak {
 			soaks++
+			for _, e := range r.Events {
+				// "soak wave i/n: first, then second <lag> later"
+				if _, rest, ok := strings.Cut(e.What, "soak wave "); ok {
+					if _, pair, ok := strings.Cut(rest, ": "); ok {
+						first, second, _ := strings.Cut(pair, ", then ")
+						second, _, _ = strings.Cut(second, " ")
+						waves[first+" + "+second]++
+					}
+				}
+			}
 		}
 		for _, rc := range r.restores {
 			restores++
@@ -184,7 +195,15 @@ func extrasReport(results []*runResult) string {
 		fmt.Fprintf(&b, "- snapshot restores: %d snapshots restored into %d members, %d restored key spaces (one per revision) compared with the history\n", restores, restored, revs)
 	}
 	if soaks > 0 {
-		fmt.Fprintf(&b, "- soak runs (overlapping faults): %d\n", soaks)
+		n := 0
+		for _, c := range waves {
+			n += c
+		}
+		fmt.Fprintf(&b, "- soak runs (overlapping faults): %d, %d waves:", soaks, n)
+		for _, k := range sortedKeys(waves) {
+			fmt.Fprintf(&b, " %s ×%d;", k, waves[k])
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
