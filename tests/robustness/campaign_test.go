@@ -26,7 +26,8 @@ import (
 //	CAIRN_ROBUSTNESS=long            required
 //	CAIRN_ROBUSTNESS_DURATION=10m    how long to start new runs (Go duration)
 //	CAIRN_ROBUSTNESS_SEED=N          first seed (default: from the clock); run i uses N+i
-//	CAIRN_ROBUSTNESS_TARGETS=cairn,etcd,mixed   which targets take part
+//	CAIRN_ROBUSTNESS_TARGETS=cairn,etcd,mixed,cairn-v2   which targets take part
+//	CAIRN_ROBUSTNESS_FAULTS=soak     only these faults (comma list; default all)
 //	CAIRN_ROBUSTNESS_REPORT=path     report file (default <tmp>/cairn-robustness/report.md)
 //
 // go test's own -timeout must exceed the duration (use -timeout 0).
@@ -50,11 +51,18 @@ func TestRobustnessCampaign(t *testing.T) {
 		}
 		seed = n
 	}
-	targets := map[string]bool{TargetCairn: true, TargetEtcd: true, TargetMixed: true}
+	targets := map[string]bool{TargetCairn: true, TargetEtcd: true, TargetMixed: true, TargetCairnV2: true}
 	if s := os.Getenv("CAIRN_ROBUSTNESS_TARGETS"); s != "" {
 		clear(targets)
 		for _, tg := range strings.Split(s, ",") {
 			targets[strings.TrimSpace(tg)] = true
+		}
+	}
+	var faultSet map[string]bool // nil: every fault
+	if s := os.Getenv("CAIRN_ROBUSTNESS_FAULTS"); s != "" {
+		faultSet = map[string]bool{}
+		for _, f := range strings.Split(s, ",") {
+			faultSet[strings.TrimSpace(f)] = true
 		}
 	}
 	reportPath := os.Getenv("CAIRN_ROBUSTNESS_REPORT")
@@ -76,8 +84,9 @@ func TestRobustnessCampaign(t *testing.T) {
 			scenario{TargetMixed, 3, allFaults[(round+3)%len(allFaults)], 0},
 			scenario{TargetCairn, 1, one[round%len(one)], 0},
 			scenario{TargetCairn, 5, allFaults[(round+5)%len(allFaults)], 0})
+		scs = append(scs, campaignExtras(round)...)
 		for _, sc := range scs {
-			if !targets[sc.Target] || time.Since(camp.start) >= duration {
+			if !targets[sc.Target] || (faultSet != nil && !faultSet[sc.Fault]) || time.Since(camp.start) >= duration {
 				continue
 			}
 			sc.Seed = next
@@ -212,6 +221,7 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "- compactions sent by the traffic: %d (%d of them checked by a watch from their own revision)\n", compactions, compactWatches)
 	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions; %d sessions cancelled as compacted, correctly), %d responses, %d events and %d progress notifications checked\n",
 		ws.Watchers, ws.Sessions, ws.Resumed, ws.Compacted, ws.Responses, ws.Events, ws.Progress)
+	b.WriteString(extrasReport(c.results))
 	if len(checkTimes) > 0 {
 		slices.Sort(checkTimes)
 		fmt.Fprintf(&b, "- checker time per run: p50 %v, max %v; checker timeouts: %d\n",
@@ -225,7 +235,7 @@ func (c *campaign) report() string {
 		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied, anomReadAtRevision,
 		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
 		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchCompactEdge, anomWatchStuck,
-		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev}
+		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomV2HistoryGap, anomV2Watch, anomRestore}
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, c.count(k))

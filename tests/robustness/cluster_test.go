@@ -45,6 +45,9 @@ type cluster struct {
 	// or watcher uses them and the checks skip them, but their logs are
 	// checked.
 	spares []*framework.Member
+	// restores are what snapshot-restore faults saw, for validation
+	// (snapshot_restore_test.go).
+	restores []*restoreCheck
 
 	mu    sync.Mutex
 	state map[string]memberState

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Fault kinds. Each run injects one; a soak mode with overlapping faults
-// does not exist yet.
+// Fault kinds. Each run injects one; FaultSoak (soak_test.go) is several
+// of them overlapping.
 const (
 	FaultKillLeader        = "kill-leader"        // SIGKILL the leader, restart it
 	FaultKillFollower      = "kill-follower"      // SIGKILL a follower, restart it
@@ -56,13 +56,14 @@ var allFaults = []string{
 	FaultPartitionMinority, FaultPartitionLeader, FaultBlackhole, FaultDelay,
 	FaultMemberReplace, FaultRemoveLeader, FaultGrowShrink,
 	FaultPartitionOneWay, FaultDrop, FaultKillAll, FaultBlackholeSnapshot,
+	FaultSnapshotRestore,
 }
 
 // faultsFor are the kinds that apply to a cluster of n members: a single
 // member has no followers and no peer traffic.
 func faultsFor(n int) []string {
 	if n == 1 {
-		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader, FaultKillAll}
+		return []string{FaultKillLeader, FaultPauseMember, FaultPauseLeader, FaultKillAll, FaultSnapshotRestore}
 	}
 	return allFaults
 }
@@ -189,6 +190,12 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 
 	case FaultBlackholeSnapshot:
 		return in.blackholeSnapshot()
+
+	case FaultSoak:
+		return in.soak()
+
+	case FaultSnapshotRestore:
+		return in.snapshotRestore()
 
 	case FaultDelay:
 		target := c.members[in.rnd.IntN(len(c.members))].Name

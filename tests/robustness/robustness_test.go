@@ -27,6 +27,8 @@ var shortScenarios = []scenario{
 	{TargetCairn, 3, FaultGrowShrink, 21},
 	{TargetEtcd, 3, FaultPartitionLeader, 9},
 	{TargetMixed, 3, FaultKillLeader, 10},
+	{TargetCairnV2, 3, FaultPartitionLeader, 1}, // the v2 register workload (v2run_test.go)
+	{TargetCairn, 3, FaultSnapshotRestore, 15},  // restored into 3 new members (snapshot_restore_test.go)
 }
 
 // TestRobustness runs the short mode. CAIRN_ROBUSTNESS=long runs the

@@ -85,8 +85,10 @@ type runResult struct {
 	CheckerTime    time.Duration
 	Duration       time.Duration
 	Anomalies      []anomaly
-	Err            error   // the harness itself failed
-	Events         []Event // what the harness did, when
+	Err            error    // the harness itself failed
+	Events         []Event  // what the harness did, when
+	V2             *v2Stats // the v2 register workload's numbers (v2traffic_test.go)
+	restores       []*restoreCheck
 }
 
 func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) }
@@ -101,6 +103,9 @@ func (r *runResult) summary() string {
 		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
 		r.Revisions, r.LeaseEnds, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
+	if r.V2 != nil {
+		fmt.Fprintf(&b, "; v2: %d events in the history, %d watchers, %d waitIndex polls checked", r.V2.Events, r.V2.Watchers, r.V2.Polls)
+	}
 	if r.Err != nil {
 		fmt.Fprintf(&b, "\n  harness error: %v", r.Err)
 	}
@@ -117,7 +122,7 @@ func (r *runResult) summary() string {
 // binaries are the member binaries of a target.
 func binaries(t testing.TB, target string) []string {
 	switch target {
-	case TargetCairn:
+	case TargetCairn, TargetCairnV2:
 		return []string{framework.Cairn(t)}
 	case TargetEtcd:
 		return []string{refs.EtcdRelease(t, refs.Default).Etcd}
@@ -169,6 +174,9 @@ func runDir(t testing.TB) string {
 // runScenario starts a cluster, drives traffic, injects the fault, lets the
 // cluster recover, and checks the history and the members.
 func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
+	if sc.Target == TargetCairnV2 {
+		return runV2Scenario(t, sc, cfg)
+	}
 	started := time.Now()
 	res := &runResult{Scenario: sc, Dir: runDir(t)}
 	defer func() { res.Duration = time.Since(started) }()
@@ -280,6 +288,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 		}
 		in.event("validated: %d revisions read, %d ops checked in %v", rev, res.Checked, res.CheckerTime)
 	}
+	res.restores = c.restores
 	in.events = append(in.events, cp.events()...)
 	slices.SortStableFunc(in.events, func(a, b Event) int { return cmpDur(a.At, b.At) })
 	res.Compactions = len(compactions)
@@ -311,6 +320,7 @@ func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int6
 		return linearizability{}, nil
 	}
 	res.add(anoms...)
+	res.add(checkRestores(c.restores, h, compactions)...)
 	anoms, seenAt, wst := checkWatchers(ws, h, compactions)
 	res.add(anoms...)
 	res.Watch = wst
