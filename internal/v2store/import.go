@@ -17,13 +17,31 @@ type ImportNode struct {
 	Expire   time.Time // zero: permanent
 }
 
-// Import replaces the tree with nodes (parents before children) and sets
-// the store index. The history starts empty: a watch from before index+1
-// gets 401. Not for a serving store (watchers are not told).
-func (s *Store) Import(nodes []ImportNode, index uint64) error {
+// ImportEvent is an event of another store's watch history; a refresh
+// keeps its place but is never returned to a watch.
+type ImportEvent struct {
+	*Event
+	Refresh bool `json:"refresh,omitempty"`
+}
+
+// Import replaces the tree with nodes (parents before children), the
+// history with events (oldest first, at most HistorySize kept; a watch from
+// before the first gets 401) and sets the store index. Not for a serving
+// store (watchers are not told).
+func (s *Store) Import(nodes []ImportNode, events []ImportEvent, index uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.root, s.index, s.ttl, s.hist = newDir("/", 0, nil), index, map[*node]struct{}{}, history{}
+	var last uint64
+	for _, ie := range events {
+		e := ie.Event
+		if e == nil || e.Node == nil || e.Node.ModifiedIndex <= last || e.Node.ModifiedIndex > index {
+			return fmt.Errorf("v2 history event %+v: not after %d and at most the store index %d", e, last, index)
+		}
+		last = e.Node.ModifiedIndex
+		e.EtcdIndex = last
+		s.hist.add(histEvent{Refresh: ie.Refresh, Event: e})
+	}
 	for _, in := range nodes {
 		p := clean(in.Path)
 		if p == "/" || p != in.Path {

@@ -130,7 +130,8 @@ func TestV2BackupForceNewCluster(t *testing.T) {
 // stopped, `cairnctl backup` and `cairn --force-new-cluster` on the backup
 // serve the same v2 GETs (recursive listings and hidden keys, byte for byte
 // but the remaining ttl, including indexes and expiration times) with the
-// same X-Etcd-Index, the same v3 keys (with --with-v3), and the TTL key
+// same X-Etcd-Index, the same answer to a watch from every past index (the
+// history), the same v3 keys (with --with-v3), and the TTL key
 // expires on cairn. v2 auth data cannot be carried and is refused in plain
 // words, leaving nothing behind.
 func TestV2BackupFromEtcd34(t *testing.T) {
@@ -206,6 +207,25 @@ func TestV2BackupFromEtcd34(t *testing.T) {
 		return strings.Join(out, "\n"), resp.Header.Get("X-Etcd-Index")
 	}
 	want, wantIndex := snapshot(e.Client)
+	// The watch history: every waitIndex up to the last write answers with
+	// the same event (the history came in etcd's .snap and the WAL tail).
+	last, _ := strconv.Atoi(wantIndex)
+	history := func(base string) string {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second}
+		var out []string
+		for i := 1; i <= last; i++ {
+			resp, err := c.Get(fmt.Sprintf("%s/v2/keys/?wait=true&recursive=true&waitIndex=%d", base, i))
+			if err != nil {
+				t.Fatalf("watch from %d: %v", i, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out = append(out, fmt.Sprintf("waitIndex %d: %d %s", i, resp.StatusCode, ttlRe.ReplaceAllString(string(b), `"ttl":<ttl>`)))
+		}
+		return strings.Join(out, "\n")
+	}
+	wantHistory := history(e.Client)
 	e.Stop()
 	select {
 	case <-e.Done():
@@ -257,6 +277,9 @@ func TestV2BackupFromEtcd34(t *testing.T) {
 		got, gotIndex := snapshot(r.m.Client)
 		if got != want || gotIndex != wantIndex {
 			t.Errorf("%s: v2 GETs after the backup (X-Etcd-Index %s):\n%s\netcd 3.4 (X-Etcd-Index %s):\n%s", r.name, gotIndex, got, wantIndex, want)
+		}
+		if got := history(r.m.Client); got != wantHistory {
+			t.Errorf("%s: watch history after the backup:\n%s\netcd 3.4:\n%s", r.name, got, wantHistory)
 		}
 		c := r.m.Client3()
 		resp, err := c.Get(ctxT(t), "v3/", clientv3.WithPrefix())

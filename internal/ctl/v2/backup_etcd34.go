@@ -45,9 +45,57 @@ type etcdNode struct {
 }
 
 type etcdStore struct {
-	Root           *etcdNode
+	Root       *etcdNode
+	WatcherHub struct {
+		EventHistory struct {
+			Queue struct {
+				Events      []*v2store.ImportEvent // a ring: Size events from Front
+				Size, Front int
+			}
+		}
+	}
 	CurrentIndex   uint64
 	CurrentVersion int
+}
+
+// etcdHistory returns etcd's watch history, oldest first, with the /1
+// prefix taken off the keys of events on its key space. Events on
+// membership records keep their place (where the history starts decides
+// which waitIndex gets 401) but, as refreshes do, never answer a watch: no
+// /v2/keys watch of etcd's ever sees them.
+func etcdHistory(st *etcdStore) []v2store.ImportEvent {
+	q := st.WatcherHub.EventHistory.Queue
+	var out []v2store.ImportEvent
+	for i := 0; i < q.Size && len(q.Events) > 0; i++ {
+		e := q.Events[(q.Front+i)%len(q.Events)]
+		if e == nil || e.Event == nil || e.Node == nil {
+			continue
+		}
+		if !stripKeys(e.Node) || (e.PrevNode != nil && !stripKeys(e.PrevNode)) {
+			e.Refresh = true
+		}
+		out = append(out, *e)
+	}
+	return out
+}
+
+// stripKeys takes etcd's /1 prefix off n's key (and its children's); false
+// when n is not in the key space.
+func stripKeys(n *v2store.Node) bool {
+	k, ok := strings.CutPrefix(n.Key, etcdV2Keys)
+	if !ok || (k != "" && k[0] != '/') {
+		return false
+	}
+	if k == "" {
+		k = "/"
+	}
+	n.Key = k
+	for _, c := range n.Nodes {
+		if !stripKeys(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // etcdV2Tree reads the v2 store of an etcd .snap into a cairn tree: the
@@ -82,7 +130,7 @@ func etcdV2Tree(data []byte) (*v2store.Store, error) {
 		}
 	}
 	s := v2store.New()
-	if err := s.Import(nodes, st.CurrentIndex); err != nil {
+	if err := s.Import(nodes, etcdHistory(&st), st.CurrentIndex); err != nil {
 		return nil, fmt.Errorf("etcd v2 store: %w", err)
 	}
 	return s, nil

@@ -66,7 +66,13 @@ const etcd34Snap = `{"Root":{"Path":"/","CreatedIndex":0,"ModifiedIndex":0,"Expi
   "k":{"Path":"/1/d/k","CreatedIndex":5,"ModifiedIndex":6,"ExpireTime":"0001-01-01T00:00:00Z","Value":"v","Children":null}}},
  "e":{"Path":"/1/e","CreatedIndex":7,"ModifiedIndex":7,"ExpireTime":"0001-01-01T00:00:00Z","Value":"","Children":{}},
  "_h":{"Path":"/1/_h","CreatedIndex":8,"ModifiedIndex":8,"ExpireTime":"0001-01-01T00:00:00Z","Value":"hidden","Children":null}}}}},
-"WatcherHub":{"EventHistory":{"Queue":{"Events":[],"Size":0,"Front":0,"Back":0,"Capacity":1000},"StartIndex":0,"LastIndex":0}},
+"WatcherHub":{"EventHistory":{"Queue":{"Events":[
+ {"action":"set","node":{"key":"/1/d/k","value":"v","modifiedIndex":6,"createdIndex":5},"prevNode":{"key":"/1/d/k","value":"u","modifiedIndex":5,"createdIndex":5}},
+ {"action":"set","node":{"key":"/1/_h","value":"hidden","modifiedIndex":8,"createdIndex":8},"refresh":true},
+ null,
+ {"action":"set","node":{"key":"/0/version","value":"3.4.0","modifiedIndex":3,"createdIndex":3}},
+ {"action":"create","node":{"key":"/1/d/k","value":"u","modifiedIndex":5,"createdIndex":5}}],
+ "Size":4,"Front":3,"Back":2,"Capacity":5},"StartIndex":3,"LastIndex":8}},
 "CurrentIndex":8,"Stats":{},"CurrentVersion":2}`
 
 func TestV2BackupEtcdTree(t *testing.T) {
@@ -86,6 +92,33 @@ func TestV2BackupEtcdTree(t *testing.T) {
 	}
 	if ev, err := s.Get("/_h", false, false, now); err != nil || *ev.Node.Value != "hidden" {
 		t.Errorf("hidden key: %v %v", ev, err)
+	}
+	// etcd's watch history came along: its membership events and refreshes
+	// keep their place but are never returned.
+	w, err := s.Watch("/d/k", false, true, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 {
+		e := <-w.Events()
+		b, _ := json.Marshal(e)
+		got = append(got, string(b))
+	}
+	w.Remove()
+	if want := `{"action":"create","node":{"key":"/d/k","value":"u","modifiedIndex":5,"createdIndex":5}} {"action":"set","node":{"key":"/d/k","value":"v","modifiedIndex":6,"createdIndex":5},"prevNode":{"key":"/d/k","value":"u","modifiedIndex":5,"createdIndex":5}}`; strings.Join(got, " ") != want {
+		t.Errorf("history of /d/k:\n%s\nwant\n%s", strings.Join(got, " "), want)
+	}
+	// The refresh at 8 is skipped: a watch from 8 waits.
+	if w, err := s.Watch("/_h", false, false, 8); err != nil {
+		t.Fatal(err)
+	} else {
+		select {
+		case e := <-w.Events():
+			t.Errorf("a refresh answered a watch: %+v", e)
+		default:
+		}
+		w.Remove()
 	}
 	// The WAL tail: a membership write and a conf change advance the index
 	// as etcd's did; a write under /1 takes the next index; a failed one
@@ -108,7 +141,7 @@ func TestV2BackupEtcdTree(t *testing.T) {
 	}
 	var recs []string
 	_ = s.Records(func(k, _ []byte) error { recs = append(recs, string(k)); return nil })
-	if got := strings.Join(recs, " "); got != "/_h /e e/00000000000000000012 e/00000000000000000013 index" {
+	if got := strings.Join(recs, " "); got != "/_h /e e/00000000000000000003 e/00000000000000000005 e/00000000000000000006 e/00000000000000000008 e/00000000000000000012 e/00000000000000000013 index" {
 		t.Errorf("records: %s", got)
 	}
 }
