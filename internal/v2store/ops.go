@@ -264,6 +264,11 @@ func (s *Store) Record(p string) []byte {
 	if err != nil || n.path != p {
 		return nil
 	}
+	return nodeRecord(n)
+}
+
+// nodeRecord is n's persisted form.
+func nodeRecord(n *node) []byte {
 	r := record{Dir: n.dir, Value: n.value, Created: n.createdIndex, Modified: n.modifiedIndex}
 	if !n.expire.IsZero() {
 		r.Expire = n.expire.UnixNano()

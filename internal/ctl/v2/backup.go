@@ -76,7 +76,9 @@ type backupOptions struct {
 //     of a new ID;
 //   - the backend with the v2 tree (bucket cairn_v2) and, with --with-v3,
 //     everything else; without it, a fresh backend holding only the v2 tree,
-//     the consistent index and the cluster version;
+//     the consistent index and the cluster version. An etcd 3.4 data dir's
+//     v2 store (.snap and WAL tail) is translated into the tree
+//     (backup_etcd34.go);
 //   - a WAL with the new IDs, the snapshot record and the source's entries
 //     after the consistent index, indexes unchanged, except that conf changes,
 //     member attribute updates and (without --with-v3) v3 requests other than
@@ -118,9 +120,6 @@ func backup(o backupOptions) error {
 		if _, _, version, err = membership.UnmarshalV2Snapshot(srcSnap.Data); err != nil {
 			return fmt.Errorf("backup: %s: %w", srcSnapDir, err)
 		}
-		if hasEtcdV2Keys(srcSnap.Data) {
-			return fmt.Errorf("backup: %s holds etcd's own v2 keys (an etcd 3.4 or older data dir): %w", srcSnapDir, errEtcdV2)
-		}
 	}
 	w, err := wal.OpenForRead(lg, srcWALDir, walsnap)
 	if err != nil {
@@ -151,11 +150,42 @@ func backup(o backupOptions) error {
 		term = termOf(ci, walsnap, ents)
 	}
 
-	var kept []raftpb.Entry
+	// An etcd 3.4 (or older) data dir keeps its v2 keys in etcd's v2 store
+	// (.snap and WAL): translated into cairn's tree, which replaces the
+	// source's (absent) cairn_v2 bucket in the backup.
+	var tree *v2store.Store
+	etcdKeys := srcSnap != nil && hasEtcdV2Keys(srcSnap.Data)
 	for _, e := range ents {
-		if err := refuseEtcdV2(e); err != nil {
+		w, err := etcdV2Write(e)
+		if err != nil {
 			return fmt.Errorf("backup: wal entry %d: %w", e.Index, err)
 		}
+		etcdKeys = etcdKeys || w
+	}
+	if etcdKeys {
+		if n, err := bucketRecords(src); err != nil {
+			return fmt.Errorf("backup: read v2 bucket: %w", err)
+		} else if n > 0 {
+			return fmt.Errorf("backup: %s holds both etcd's v2 store and cairn's v2 tree (%d records): %w", o.dataDir, n, errUntranslatable)
+		}
+		tree = v2store.New()
+		if srcSnap != nil {
+			if tree, err = etcdV2Tree(srcSnap.Data); err != nil {
+				return fmt.Errorf("backup: %s: %w", srcSnapDir, err)
+			}
+		}
+		for _, e := range ents {
+			if e.Index > state.Commit {
+				break // never committed: etcd's --force-new-cluster drops it too
+			}
+			if err := applyEtcdV2Entry(tree, e); err != nil {
+				return fmt.Errorf("backup: wal entry %d: %w", e.Index, err)
+			}
+		}
+	}
+
+	var kept []raftpb.Entry
+	for _, e := range ents {
 		if e.Index <= ci {
 			continue
 		}
@@ -176,7 +206,7 @@ func backup(o backupOptions) error {
 	if err := os.MkdirAll(dstSnapDir, 0o700); err != nil {
 		return err
 	}
-	if err := writeBackupDB(src, filepath.Join(srcSnapDir, "db"), filepath.Join(dstSnapDir, "db"), self, ci, term, &cs, o.withV3); err != nil {
+	if err := writeBackupDB(src, filepath.Join(srcSnapDir, "db"), filepath.Join(dstSnapDir, "db"), self, ci, term, &cs, o.withV3, tree); err != nil {
 		return fmt.Errorf("backup: write backend: %w", err)
 	}
 	cl := membership.NewCluster(clusterID, nodeID, 0)
@@ -213,36 +243,34 @@ func backup(o backupOptions) error {
 	return nw.Close()
 }
 
-// errEtcdV2 refuses data dirs whose v2 keys live in etcd's own v2 store
-// (etcd 3.4 and older): cairn keeps its v2 tree in the backend, and the
-// backup does not translate etcd's yet.
-var errEtcdV2 = errors.New("cairnctl backup carries cairn's v2 data, not etcd's v2 store; back it up with etcd 3.4's etcdctl")
-
-// refuseEtcdV2 fails on a WAL entry that writes a key of etcd's own v2
-// store (an etcd 3.4 data dir): a bare v2 Request, or one inside an
-// InternalRaftRequest, on a path under /1 (user keys; /0 is membership).
-func refuseEtcdV2(e raftpb.Entry) error {
+// etcdV2Write says whether a WAL entry is a write to etcd's own v2 store
+// outside membership (/0): the WAL of an etcd 3.4 or older member.
+func etcdV2Write(e raftpb.Entry) (bool, error) {
 	if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
-		return nil
+		return false, nil
 	}
-	var path, method string
-	var req pb.InternalRaftRequest
-	if err := req.Unmarshal(e.Data); err == nil {
-		if req.V2 == nil {
+	_, r, err := etcdEntryRequest(e.Data)
+	if err != nil || r == nil {
+		return false, err
+	}
+	switch r.Method {
+	case "PUT", "POST", "DELETE":
+		return r.Path != etcdV2Membership && !strings.HasPrefix(r.Path, etcdV2Membership+"/"), nil
+	}
+	return false, nil
+}
+
+// bucketRecords counts the records of the source's cairn_v2 bucket.
+func bucketRecords(src *backend.File) (int, error) {
+	n := 0
+	err := src.View(func(tx backend.FileTx) error {
+		err := tx.ForEach(v2store.Bucket, func(_, _ []byte) error { n++; return nil })
+		if errors.Is(err, backend.ErrBucketNotFound) {
 			return nil
 		}
-		path, method = req.V2.Path, req.V2.Method
-	} else {
-		var v2 pb.Request
-		if err := v2.Unmarshal(e.Data); err != nil {
-			return fmt.Errorf("neither an etcd v3 nor v2 request: %w", err)
-		}
-		path, method = v2.Path, v2.Method
-	}
-	if strings.HasPrefix(path, "/0/") || path == "/0" || method == "SYNC" || method == "QGET" || method == "GET" {
-		return nil
-	}
-	return fmt.Errorf("an etcd v2 store write (%s %s): %w", method, path, errEtcdV2)
+		return err
+	})
+	return n, err
 }
 
 // hasEtcdV2Keys says whether a .snap's v2 store holds user keys (under
@@ -276,9 +304,9 @@ func termOf(index uint64, s wal.Snapshot, ents []raftpb.Entry) uint64 {
 
 // blankEntry says whether a WAL entry is emptied in the backup: conf
 // changes and member attribute updates (they name the old members), and
-// without withV3 every v3 request but a v2 write. etcd's own v2 writes
-// (data dirs of etcd 3.4 and older) cannot be carried: cairn keeps its v2
-// tree in the backend.
+// without withV3 every v3 request but a v2 write. etcd's own v2 requests
+// (data dirs of etcd 3.4 and older) are blanked: the translated tree holds
+// their effect.
 func blankEntry(e raftpb.Entry, withV3 bool) (bool, error) {
 	if e.Type != raftpb.EntryNormal {
 		return true, nil
@@ -288,11 +316,11 @@ func blankEntry(e raftpb.Entry, withV3 bool) (bool, error) {
 	}
 	var req pb.InternalRaftRequest
 	if err := req.Unmarshal(e.Data); err != nil {
-		return true, nil // a bare v2 request on membership (refuseEtcdV2 ran first)
+		return true, nil // a bare etcd v2 request (translated into the tree)
 	}
 	switch {
 	case req.V2 != nil:
-		return true, nil // etcd's membership bookkeeping (refuseEtcdV2 ran first)
+		return true, nil // an etcd v2 request (translated into the tree)
 	case req.ClusterMemberAttrSet != nil:
 		return true, nil
 	case req.Txn != nil && v2store.FromCarrier(req.Txn) != nil:
@@ -306,7 +334,7 @@ func blankEntry(e raftpb.Entry, withV3 bool) (bool, error) {
 // --with-v3, else a fresh one with the v2 tree and the cluster version; in
 // both, the membership is the placeholder member alone and the consistent
 // index is ci.
-func writeBackupDB(src *backend.File, srcPath, path string, self *membership.Member, ci, term uint64, cs *raftpb.ConfState, withV3 bool) error {
+func writeBackupDB(src *backend.File, srcPath, path string, self *membership.Member, ci, term uint64, cs *raftpb.ConfState, withV3 bool, tree *v2store.Store) error {
 	type kv struct{ bucket, k, v []byte }
 	var copied []kv
 	if withV3 {
@@ -348,6 +376,12 @@ func writeBackupDB(src *backend.File, srcPath, path string, self *membership.Mem
 		}
 		for _, c := range copied {
 			if err := tx.Put(c.bucket, c.k, c.v); err != nil {
+				return err
+			}
+		}
+		if tree != nil {
+			// The translated tree is the whole bucket.
+			if err := tree.Records(func(k, v []byte) error { return tx.Put(v2store.Bucket, k, v) }); err != nil {
 				return err
 			}
 		}
