@@ -89,6 +89,10 @@ type Config struct {
 	// OnFatal is called once when persisting fails: the member cannot go on
 	// safely and must stop.
 	OnFatal func(error)
+	// ApplyInline, when set, may apply batches on the loop goroutine
+	// (inline.go); the applier must then call ApplyDone after each batch it
+	// receives from the Apply channel.
+	ApplyInline InlineApplier
 }
 
 // Node drives a raft.RawNode in one goroutine: ticks, proposals, requests
@@ -111,6 +115,9 @@ type Node struct {
 	stopped sync.Once
 	// lastTick is when the loop last ticked raft (unix nanos).
 	lastTick atomic.Int64
+	// handedOut counts batches sent on applyc that the applier has not yet
+	// reported done (only with Config.ApplyInline).
+	handedOut atomic.Int64
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
@@ -369,25 +376,18 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 
 	persisted := make(chan struct{})
+	var inline *Apply
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}
 		if len(rd.Entries) > 0 {
 			ap.firstUnsaved = rd.Entries[0].Index
 		}
-		// While the applier is behind, keep serving requests: it may be
-		// waiting in ApplyConfChange for this very goroutine.
-		for sent := false; !sent; {
-			select {
-			case n.applyc <- ap:
-				sent = true
-			case f := <-n.reqc:
-				f()
-			case <-n.stopc:
-				return ErrStopped
-			}
+		if n.inlineEligible(len(rd.Entries), ap) {
+			inline = &ap
+		} else if err := n.handOut(ap); err != nil {
+			return err
 		}
 	}
-
 	leader := n.isLead.Load()
 	if leader {
 		n.send(rd.Messages)
@@ -417,7 +417,35 @@ func (n *Node) handle(rd raft.Ready) error {
 		n.send(rd.Messages)
 	}
 	close(persisted)
+	if inline != nil {
+		applied, err := n.cfg.ApplyInline(*inline)
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		if !applied {
+			return n.handOut(*inline)
+		}
+	}
 	return nil
+}
+
+// handOut sends a batch to the applier. While the applier is behind, it
+// keeps serving requests: the applier may be waiting in ApplyConfChange for
+// this very goroutine.
+func (n *Node) handOut(ap Apply) error {
+	if n.cfg.ApplyInline != nil {
+		n.handedOut.Add(1)
+	}
+	for {
+		select {
+		case n.applyc <- ap:
+			return nil
+		case f := <-n.reqc:
+			f()
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
 }
 
 func (n *Node) send(msgs []raftpb.Message) {

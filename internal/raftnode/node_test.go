@@ -113,6 +113,12 @@ type harness struct {
 // campaign. The caller consumes Apply.
 func start(t *testing.T, p *fakePersister) *harness {
 	t.Helper()
+	return startWith(t, p, nil)
+}
+
+// startWith is start with a hook that may change the Node's config.
+func startWith(t *testing.T, p *fakePersister, edit func(*Config)) *harness {
+	t.Helper()
 	ms := raft.NewMemoryStorage()
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms,
@@ -125,7 +131,7 @@ func start(t *testing.T, p *fakePersister) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{p: p, leader: make(chan uint64, 16)}
-	h.n = New(Config{
+	cfg := Config{
 		Logger:         zap.NewNop(),
 		Raft:           rn,
 		Storage:        ms,
@@ -142,7 +148,11 @@ func start(t *testing.T, p *fakePersister) *harness {
 			h.fatals = append(h.fatals, err)
 			h.fatalMu.Unlock()
 		},
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.n = New(cfg)
 	h.n.Start()
 	t.Cleanup(h.n.Stop)
 	if err := h.n.Campaign(); err != nil {

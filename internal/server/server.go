@@ -85,6 +85,9 @@ type Server struct {
 	leases *leaseShell
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
+	// applyMu is held by whoever applies: the apply loop, or the raft loop
+	// for the batches it applies itself (applyloop.go).
+	applyMu sync.Mutex
 	// v2 is the v2 key tree (v2.go), changed by the apply goroutine only.
 	v2 *v2store.Store
 	// v2stats counts what /v2/stats/self and /v2/stats/leader show
