@@ -22,6 +22,25 @@ type WriteTxn struct {
 	changes []mvccpb.KeyValue
 	// slab is carved into revision keys (bbolt keeps the keys until commit).
 	slab []byte
+	// valSlab is carved into encoded KeyValues of small values (bbolt and
+	// the backend's read overlay keep them until the commit's epoch ends).
+	valSlab []byte
+}
+
+// valSlabBytes is one allocation of valSlab; larger values get their own.
+const valSlabBytes = 32 << 10
+
+// valBuf returns an n-byte buffer for an encoded KeyValue.
+func (w *WriteTxn) valBuf(n int) []byte {
+	if n > valSlabBytes/8 {
+		return make([]byte, n)
+	}
+	if len(w.valSlab) < n {
+		w.valSlab = make([]byte, valSlabBytes)
+	}
+	b := w.valSlab[:n:n]
+	w.valSlab = w.valSlab[n:]
+	return b
 }
 
 // Write opens the write transaction, waiting for the backend write lock.
@@ -85,7 +104,7 @@ func (w *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 		}
 	}
 	kv := mvccpb.KeyValue{Key: key, Value: value, CreateRevision: created, ModRevision: rev.Main, Version: ver, Lease: lease}
-	buf := make([]byte, kv.Size())
+	buf := w.valBuf(kv.Size())
 	if _, err := kv.MarshalToSizedBuffer(buf); err != nil {
 		s.idx.mu.Unlock()
 		return 0, fmt.Errorf("put %q: marshal: %w", key, err)

@@ -336,6 +336,7 @@ func (n *Node) propose() {
 	if len(batch) == 0 {
 		return
 	}
+	defer n.props.recycle(batch)
 	ents := make([]raftpb.Entry, 0, len(batch))
 	for _, p := range batch {
 		if p.ctx != nil && p.ctx.Err() != nil {

@@ -331,6 +331,7 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	defer s.m.proposalsPending.Dec()
 	select {
 	case r := <-ch:
+		s.w.Recycle(ch)
 		return r, nil
 	case <-ctx.Done():
 		s.w.Cancel(id)
