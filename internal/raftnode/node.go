@@ -271,7 +271,7 @@ func (n *Node) run() {
 	for {
 		// Ready work comes first: in the first round a restarted node has
 		// committed entries to replay; later rounds follow an event below.
-		if err := n.ready(); err != nil {
+		if err := n.ready(ticker.C); err != nil {
 			if !errors.Is(err, ErrStopped) && n.cfg.OnFatal != nil {
 				n.cfg.OnFatal(err)
 			}
@@ -279,8 +279,7 @@ func (n *Node) run() {
 		}
 		select {
 		case <-ticker.C:
-			n.rn.Tick()
-			n.lastTick.Store(time.Now().UnixNano())
+			n.tick()
 		case <-n.props.wake:
 		case m := <-n.recvc:
 			n.step(m)
@@ -311,8 +310,11 @@ func (n *Node) step(m raftpb.Message) {
 // nothing more. Proposals that arrived while a Ready was being persisted
 // join the next one, so they share its write and fsync, and the commit of
 // one batch travels in the same Ready as the entries of the next.
-func (n *Node) ready() error {
-	for {
+func (n *Node) ready(tick <-chan time.Time) error {
+	for first := true; ; first = false {
+		if !first {
+			n.drainIntake(tick)
+		}
 		n.propose()
 		if !n.rn.HasReady() {
 			return nil

@@ -34,6 +34,8 @@ type fakePersister struct {
 	release chan struct{}
 	// violations are contract breaches seen by the persister.
 	violations []string
+	// delay makes every Save take at least this long (an fsync).
+	delay time.Duration
 }
 
 func newFakePersister() *fakePersister {
@@ -43,8 +45,9 @@ func newFakePersister() *fakePersister {
 func (p *fakePersister) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 	p.mu.Lock()
 	p.saves++
-	n, gated := p.saves, p.gated
+	n, gated, delay := p.saves, p.gated, p.delay
 	p.mu.Unlock()
+	time.Sleep(delay)
 	if gated {
 		p.entered <- struct{}{}
 		<-p.release
