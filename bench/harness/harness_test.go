@@ -264,7 +264,7 @@ func TestPlumbing(t *testing.T) {
 		t.Error("etcd's benchmark tool never ran")
 	}
 
-	want := []string{floorName, "put-1c", "range-s-100c", "txn-100c", "memory"}
+	want := []string{floorName, "put-1c", rangeS1Name, "range-s-100c", "txn-100c", "memory"}
 	checkResults(t, cfg, res, want)
 	var put1 *WorkloadResult
 	for i := range res.Workloads {
@@ -272,14 +272,15 @@ func TestPlumbing(t *testing.T) {
 			put1 = &res.Workloads[i]
 		}
 	}
-	if put1 == nil || len(put1.Metrics) == 0 || put1.Metrics[len(put1.Metrics)-1].Key != "floor_x" {
-		t.Error("put-1c has no latency ÷ fsync floor metric")
+	if put1 == nil || len(put1.Metrics) < 2 || put1.Metrics[len(put1.Metrics)-2].Key != "floor_x" ||
+		put1.Metrics[len(put1.Metrics)-1].Key != "rtt_floor_x" {
+		t.Error("put-1c lacks the latency ÷ fsync floor and latency ÷ (round trip + floor) metrics")
 	}
 	md, err := os.ReadFile(filepath.Join(res.Dir, "results.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"fsync floor", "mean latency ÷ fsync floor"} {
+	for _, s := range []string{"fsync floor", "mean latency ÷ fsync floor", "mean latency ÷ (range-s-1c mean + fsync floor)"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("results.md lacks %q", s)
 		}

@@ -340,9 +340,17 @@ func selectWorkloads(all []workload, pats []string) ([]workload, error) {
 			return nil, fmt.Errorf("no workload matches %q", p)
 		}
 	}
-	// Single-client put latency is reported against the floor: measure it.
-	if !floor && slices.ContainsFunc(out, func(w workload) bool { return w.name == put1Name }) {
-		out = append([]workload{all[0]}, out...)
+	// Single-client put latency is reported against the floor and against
+	// the floor plus the client's round trip: measure both.
+	if slices.ContainsFunc(out, func(w workload) bool { return w.name == put1Name }) {
+		if !slices.ContainsFunc(out, func(w workload) bool { return w.name == rangeS1Name }) {
+			i := slices.IndexFunc(out, func(w workload) bool { return w.name == put1Name })
+			j := slices.IndexFunc(all, func(w workload) bool { return w.name == rangeS1Name })
+			out = slices.Insert(out, i+1, all[j])
+		}
+		if !floor {
+			out = append([]workload{all[0]}, out...)
+		}
 	}
 	return out, nil
 }
@@ -569,15 +577,21 @@ func newStat(v []float64) Stat {
 
 // addFloorRatio adds to put-1c the mean put latency divided by the mean
 // fsync latency measured in the same round: how far each server is from the
-// physical limit of a durable single-client write.
+// physical limit of a durable single-client write. When range-s-1c ran too,
+// it also adds the mean put latency divided by the sum of the same
+// system's mean serializable 1-key read latency (the client's round trip
+// through the server, no disk) and the fsync floor, both of the same round:
+// what a put costs beyond one round trip and one fdatasync.
 func (res *Results) addFloorRatio(sut string) {
-	var floor, put *WorkloadResult
+	var floor, put, rng *WorkloadResult
 	for i := range res.Workloads {
 		switch res.Workloads[i].Name {
 		case floorName:
 			floor = &res.Workloads[i]
 		case put1Name:
 			put = &res.Workloads[i]
+		case rangeS1Name:
+			rng = &res.Workloads[i]
 		}
 	}
 	if floor == nil || put == nil || floor.Failed || put.Failed {
@@ -587,14 +601,34 @@ func (res *Results) addFloorRatio(sut string) {
 	for _, rr := range floor.Runs {
 		fl[rr.Round] = rr.Values["avg_ms"]
 	}
+	type sysRound struct {
+		sys   string
+		round int
+	}
+	rtt := map[sysRound]float64{}
+	if rng != nil && !rng.Failed {
+		for _, rr := range rng.Runs {
+			if rr.OK {
+				rtt[sysRound{rr.System, rr.Round}] = rr.Values["avg_ms"]
+			}
+		}
+	}
 	for i := range put.Runs {
 		rr := &put.Runs[i]
-		if f := fl[rr.Round]; f > 0 {
+		f := fl[rr.Round]
+		if f > 0 {
 			rr.Values["floor_x"] = rr.Values["avg_ms"] / f
+		}
+		if r := rtt[sysRound{rr.System, rr.Round}]; f > 0 && r > 0 {
+			rr.Values["rtt_floor_x"] = rr.Values["avg_ms"] / (r + f)
 		}
 	}
 	put.Metrics = append(put.Metrics, put.metric(
 		metricDef{"floor_x", "mean latency ÷ fsync floor", "×", false}, sut, res.Refs))
+	if len(rtt) > 0 {
+		put.Metrics = append(put.Metrics, put.metric(
+			metricDef{"rtt_floor_x", "mean latency ÷ (range-s-1c mean + fsync floor)", "×", false}, sut, res.Refs))
+	}
 }
 
 func (res *Results) write() error {

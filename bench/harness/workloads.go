@@ -78,6 +78,7 @@ const (
 	rangeKey    = "rangekey" // 8 B
 	floorName   = "fsync-floor"
 	put1Name    = "put-1c"
+	rangeS1Name = "range-s-1c"
 	floorSystem = "disk"
 )
 
@@ -174,7 +175,7 @@ func workloads(sz Sizes) []workload {
 			"range", rangeKey, "--consistency", "l"),
 		toolWorkload("range-l-100c", "range 1 key, linearizable, 100 clients / 10 connections", 100, 10, sz.Range100,
 			"range", rangeKey, "--consistency", "l"),
-		toolWorkload("range-s-1c", "range 1 key, serializable, 1 client / 1 connection", 1, 1, sz.Range1,
+		toolWorkload(rangeS1Name, "range 1 key, serializable, 1 client / 1 connection", 1, 1, sz.Range1,
 			"range", rangeKey, "--consistency", "s"),
 		toolWorkload("range-s-100c", "range 1 key, serializable, 100 clients / 10 connections", 100, 10, sz.Range100,
 			"range", rangeKey, "--consistency", "s"),

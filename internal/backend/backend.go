@@ -361,6 +361,18 @@ func (b *Backend) ForceCommit() error {
 	return b.commitLocked()
 }
 
+// WriteIdle reports whether nobody holds the write transaction at this
+// instant (no commit, defrag or writer running). A hint only: a commit may
+// start right after; callers use it to avoid waiting where a wait would be
+// costly, never for correctness.
+func (b *Backend) WriteIdle() bool {
+	if !b.wmu.TryLock() {
+		return false
+	}
+	b.wmu.Unlock()
+	return true
+}
+
 // Err returns the sticky commit error, or nil. Any goroutine.
 func (b *Backend) Err() error {
 	b.wmu.Lock()

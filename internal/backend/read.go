@@ -43,6 +43,42 @@ type overlay struct {
 	seq atomic.Uint64
 	// buckets maps bucket name → its published writes. Protected by mu.
 	buckets map[string]*overlayBucket
+	// versions and keys are carved into the versions and map keys that
+	// publish creates, so a published write costs no allocation of its own
+	// in the common case. Everything in them lives as long as the overlay
+	// (its epoch). Writer only, under mu.
+	versions []version
+	keys     []byte
+}
+
+// overlaySlab is how many versions, and about how many key bytes (×32), one
+// allocation serves.
+const overlaySlab = 128
+
+// newVersion returns a *version holding v, from the overlay's slab.
+func (o *overlay) newVersion(v version) *version {
+	if len(o.versions) == 0 {
+		o.versions = make([]version, overlaySlab)
+	}
+	p := &o.versions[0]
+	*p = v
+	o.versions = o.versions[1:]
+	return p
+}
+
+// keyString returns k as a string whose bytes live in the overlay's key
+// slab (never written again once handed out).
+func (o *overlay) keyString(k []byte) string {
+	if len(k) == 0 || len(k) > overlaySlab {
+		return string(k)
+	}
+	if cap(o.keys)-len(o.keys) < len(k) {
+		o.keys = make([]byte, 0, overlaySlab*32)
+	}
+	start := len(o.keys)
+	o.keys = append(o.keys, k...)
+	b := o.keys[start:len(o.keys):len(o.keys)]
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // overlayBucket is one bucket's published writes: the newest version of
@@ -157,16 +193,16 @@ func (o *overlay) publish(ops []op) {
 		}
 		prev := bk.versions[string(p.key)]
 		if prev == nil {
-			k := string(p.key)
+			k := o.keyString(p.key)
 			if n := len(bk.sorted); len(bk.unsorted) == 0 && (n == 0 || bk.sorted[n-1] < k) {
 				bk.sorted = append(bk.sorted, k)
 			} else {
 				bk.unsorted = append(bk.unsorted, k)
 			}
-			bk.versions[k] = &version{val: p.val, del: p.del, seq: seq}
+			bk.versions[k] = o.newVersion(version{val: p.val, del: p.del, seq: seq})
 			continue
 		}
-		bk.versions[string(p.key)] = &version{val: p.val, del: p.del, seq: seq, prev: prev}
+		bk.versions[string(p.key)] = o.newVersion(version{val: p.val, del: p.del, seq: seq, prev: prev})
 	}
 	o.seq.Store(seq)
 	o.mu.Unlock()

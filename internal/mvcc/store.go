@@ -51,7 +51,9 @@ type Config struct {
 	Lessor Lessor
 	// OnEvents, when set, is called by WriteTxn.End with the revision and
 	// the events of the transaction, on the writer's goroutine, after the
-	// revision is visible to readers. The callee owns evs.
+	// revision is visible to readers. The callee owns the KeyValues the
+	// events point to, not the evs slice itself, which the store reuses
+	// after the call.
 	OnEvents func(rev int64, evs []mvccpb.Event)
 	// Logger for operational logs. Default zap.NewNop().
 	Logger *zap.Logger

@@ -22,6 +22,28 @@ type WriteTxn struct {
 	changes []mvccpb.KeyValue
 	// slab is carved into revision keys (bbolt keeps the keys until commit).
 	slab []byte
+	// evs is End's events buffer, reused from one transaction to the next
+	// (OnEvents does not keep the slice).
+	evs []mvccpb.Event
+	// valSlab is carved into encoded KeyValues of small values (bbolt and
+	// the backend's read overlay keep them until the commit's epoch ends).
+	valSlab []byte
+}
+
+// valSlabBytes is one allocation of valSlab; larger values get their own.
+const valSlabBytes = 32 << 10
+
+// valBuf returns an n-byte buffer for an encoded KeyValue.
+func (w *WriteTxn) valBuf(n int) []byte {
+	if n > valSlabBytes/8 {
+		return make([]byte, n)
+	}
+	if len(w.valSlab) < n {
+		w.valSlab = make([]byte, valSlabBytes)
+	}
+	b := w.valSlab[:n:n]
+	w.valSlab = w.valSlab[n:]
+	return b
 }
 
 // Write opens the write transaction, waiting for the backend write lock.
@@ -85,7 +107,7 @@ func (w *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 		}
 	}
 	kv := mvccpb.KeyValue{Key: key, Value: value, CreateRevision: created, ModRevision: rev.Main, Version: ver, Lease: lease}
-	buf := make([]byte, kv.Size())
+	buf := w.valBuf(kv.Size())
 	if _, err := kv.MarshalToSizedBuffer(buf); err != nil {
 		s.idx.mu.Unlock()
 		return 0, fmt.Errorf("put %q: marshal: %w", key, err)
@@ -180,7 +202,11 @@ func (w *WriteTxn) End() error {
 	s.currentRev.Store(rev)
 	s.mu.RUnlock()
 	if s.cfg.OnEvents != nil {
-		evs := make([]mvccpb.Event, len(changes))
+		evs := w.evs[:0]
+		if cap(evs) < len(changes) || cap(evs) > maxReusedEvents {
+			evs = make([]mvccpb.Event, 0, len(changes))
+		}
+		evs = evs[:len(changes)]
 		for i := range changes {
 			kv := &changes[i]
 			if kv.ModRevision == 0 { // tombstone
@@ -191,9 +217,14 @@ func (w *WriteTxn) End() error {
 			}
 		}
 		s.cfg.OnEvents(rev, evs)
+		clear(evs)
+		w.evs = evs[:0]
 	}
 	return err
 }
+
+// maxReusedEvents bounds the events buffer kept between transactions.
+const maxReusedEvents = 1024
 
 // SetConsistentIndex records index and term without a write transaction of
 // the caller's (for entries that change nothing in the store); they are

@@ -86,7 +86,7 @@ func (n *Node) handleAsync(rd raft.Ready) error {
 			n.appends.add(m)
 		case raft.LocalApplyThread:
 			if len(m.Entries) > 0 {
-				if err := n.queueApply(Apply{Entries: m.Entries, Persisted: closedPersisted}); err != nil {
+				if err := n.handOut(Apply{Entries: m.Entries, Persisted: closedPersisted}); err != nil {
 					return err
 				}
 			}
@@ -212,6 +212,9 @@ func (n *Node) persistAppends(batch []raftpb.Message) error {
 // queueApplyFromAppend hands a batch to the applier from the append
 // goroutine; ErrStopped once the node stops.
 func (n *Node) queueApplyFromAppend(ap Apply) error {
+	if n.cfg.ApplyInline != nil {
+		n.handedOut.Add(1) // the applier reports it done like any other
+	}
 	select {
 	case n.applyc <- ap:
 		return nil

@@ -94,6 +94,10 @@ type Config struct {
 	// goroutine of its own and the loop never waits for the disk (see
 	// async.go); otherwise each Ready is persisted on the loop.
 	AsyncStorageWrites bool
+	// ApplyInline, when set, may apply batches on the loop goroutine
+	// (inline.go); the applier must then call ApplyDone after each batch it
+	// receives from the Apply channel.
+	ApplyInline InlineApplier
 }
 
 // Node drives a raft.RawNode in one goroutine: ticks, proposals, requests
@@ -124,6 +128,10 @@ type Node struct {
 	stopAppend chan struct{}
 	appendDone chan struct{}
 	appendErr  chan error // capacity 1
+
+	// handedOut counts batches sent on applyc that the applier has not yet
+	// reported done (only with Config.ApplyInline).
+	handedOut atomic.Int64
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
@@ -292,7 +300,7 @@ func (n *Node) run() {
 	for {
 		// Ready work comes first: in the first round a restarted node has
 		// committed entries to replay; later rounds follow an event below.
-		if err := n.ready(); err != nil {
+		if err := n.ready(ticker.C); err != nil {
 			if !errors.Is(err, ErrStopped) && n.cfg.OnFatal != nil {
 				n.cfg.OnFatal(err)
 			}
@@ -300,8 +308,7 @@ func (n *Node) run() {
 		}
 		select {
 		case <-ticker.C:
-			n.rn.Tick()
-			n.lastTick.Store(time.Now().UnixNano())
+			n.tick()
 		case <-n.props.wake:
 		case m := <-n.recvc:
 			n.step(m)
@@ -339,8 +346,11 @@ func (n *Node) step(m raftpb.Message) {
 // nothing more. Proposals that arrived while a Ready was being persisted
 // join the next one, so they share its write and fsync, and the commit of
 // one batch travels in the same Ready as the entries of the next.
-func (n *Node) ready() error {
-	for {
+func (n *Node) ready(tick <-chan time.Time) error {
+	for first := true; ; first = false {
+		if !first {
+			n.drainIntake(tick)
+		}
 		n.propose()
 		if !n.rn.HasReady() {
 			return nil
@@ -370,6 +380,7 @@ func (n *Node) propose() {
 	if len(batch) == 0 {
 		return
 	}
+	defer n.props.recycle(batch)
 	ents := make([]raftpb.Entry, 0, len(batch))
 	for _, p := range batch {
 		if p.ctx != nil && p.ctx.Err() != nil {
@@ -415,16 +426,18 @@ func (n *Node) publish(rd raft.Ready) {
 func (n *Node) handle(rd raft.Ready) error {
 	n.publish(rd)
 	persisted := make(chan struct{})
+	var inline *Apply
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}
 		if len(rd.Entries) > 0 {
 			ap.firstUnsaved = rd.Entries[0].Index
 		}
-		if err := n.queueApply(ap); err != nil {
+		if n.inlineEligible(len(rd.Entries), ap) {
+			inline = &ap
+		} else if err := n.handOut(ap); err != nil {
 			return err
 		}
 	}
-
 	leader := n.isLead.Load()
 	if leader {
 		n.send(rd.Messages)
@@ -454,13 +467,25 @@ func (n *Node) handle(rd raft.Ready) error {
 		n.send(rd.Messages)
 	}
 	close(persisted)
+	if inline != nil {
+		applied, err := n.cfg.ApplyInline(*inline)
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		if !applied {
+			return n.handOut(*inline)
+		}
+	}
 	return nil
 }
 
-// queueApply hands a batch to the applier. Loop goroutine. While the
-// applier is behind, the loop keeps serving requests: the applier may be
-// waiting in ApplyConfChange for this very goroutine.
-func (n *Node) queueApply(ap Apply) error {
+// handOut sends a batch to the applier. While the applier is behind, it
+// keeps serving requests: the applier may be waiting in ApplyConfChange for
+// this very goroutine.
+func (n *Node) handOut(ap Apply) error {
+	if n.cfg.ApplyInline != nil {
+		n.handedOut.Add(1)
+	}
 	for {
 		select {
 		case n.applyc <- ap:

@@ -36,6 +36,8 @@ type fakePersister struct {
 	violations []string
 	// block, when set, holds every Save until it is closed (a stalled disk).
 	block chan struct{}
+	// delay makes every Save take at least this long (an fsync).
+	delay time.Duration
 }
 
 func newFakePersister() *fakePersister {
@@ -45,11 +47,12 @@ func newFakePersister() *fakePersister {
 func (p *fakePersister) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 	p.mu.Lock()
 	p.saves++
-	n, gated, block := p.saves, p.gated, p.block
+	n, gated, block, delay := p.saves, p.gated, p.block, p.delay
 	p.mu.Unlock()
 	if block != nil {
 		<-block
 	}
+	time.Sleep(delay)
 	if gated {
 		p.entered <- struct{}{}
 		<-p.release
@@ -118,6 +121,12 @@ type harness struct {
 // campaign. The caller consumes Apply.
 func start(t *testing.T, p *fakePersister) *harness {
 	t.Helper()
+	return startWith(t, p, nil)
+}
+
+// startWith is start with a hook that may change the Node's config.
+func startWith(t *testing.T, p *fakePersister, edit func(*Config)) *harness {
+	t.Helper()
 	ms := raft.NewMemoryStorage()
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: ms,
@@ -130,7 +139,7 @@ func start(t *testing.T, p *fakePersister) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{p: p, leader: make(chan uint64, 16)}
-	h.n = New(Config{
+	cfg := Config{
 		Logger:         zap.NewNop(),
 		Raft:           rn,
 		Storage:        ms,
@@ -147,7 +156,11 @@ func start(t *testing.T, p *fakePersister) *harness {
 			h.fatals = append(h.fatals, err)
 			h.fatalMu.Unlock()
 		},
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.n = New(cfg)
 	h.n.Start()
 	t.Cleanup(h.n.Stop)
 	if err := h.n.Campaign(); err != nil {

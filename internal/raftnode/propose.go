@@ -24,6 +24,9 @@ type proposalQueue struct {
 	pending []proposal
 	bytes   int
 	wake    chan struct{} // capacity 1: "pending became non-empty"
+	// spare is a batch the loop gave back (recycle), reused as pending's
+	// next backing array instead of growing a new one batch after batch.
+	spare []proposal
 }
 
 // maxProposalBatchBytes bounds one MsgProp, far below raft's limit on
@@ -57,7 +60,8 @@ func (q *proposalQueue) take() []proposal {
 	defer q.mu.Unlock()
 	if q.bytes <= maxProposalBatchBytes {
 		ents := q.pending
-		q.pending, q.bytes = nil, 0
+		q.pending, q.bytes = q.spare, 0
+		q.spare = nil
 		return ents
 	}
 	n, size := 0, 0
@@ -75,3 +79,21 @@ func (q *proposalQueue) take() []proposal {
 	}
 	return ents
 }
+
+// recycle gives back a batch returned by take once the loop is done with
+// it; the queue may reuse its backing array. Loop goroutine only.
+func (q *proposalQueue) recycle(b []proposal) {
+	if cap(b) > maxRecycledBatch {
+		return
+	}
+	clear(b) // drop the references to contexts and data
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = b[:0]
+	}
+	q.mu.Unlock()
+}
+
+// maxRecycledBatch bounds the batch kept for reuse, so a burst does not pin
+// a large array.
+const maxRecycledBatch = 4096

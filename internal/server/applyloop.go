@@ -38,9 +38,11 @@ type applyResult struct {
 	physical <-chan struct{}
 }
 
-// applyLoop is the only writer of the state machine: it applies committed
+// applyLoop is the main writer of the state machine: it applies committed
 // entries strictly in log order, wakes their proposers, and takes raft
-// snapshots every SnapshotCount entries.
+// snapshots every SnapshotCount entries. The raft loop applies some small
+// batches itself (applyInline); s.applyMu makes the two take turns, so
+// "the apply goroutine" below means whichever holds applyMu.
 func (s *Server) applyLoop() {
 	for {
 		select {
@@ -48,16 +50,49 @@ func (s *Server) applyLoop() {
 			if !ok {
 				return
 			}
-			if err := s.applyBatch(ap); err != nil {
+			s.applyMu.Lock()
+			err := s.applyBatch(ap)
+			s.applyMu.Unlock()
+			s.node.ApplyDone()
+			if err != nil {
 				if !errors.Is(err, ErrStopped) {
 					s.fatal(err)
 				}
 				return
 			}
 		case m := <-s.snapc:
+			s.applyMu.Lock()
 			s.sendSnapshot(m)
+			s.applyMu.Unlock()
 		}
 	}
+}
+
+// applyInline is the raft loop's raftnode.InlineApplier: it applies a batch
+// of a Ready that appended nothing (so no fsync to overlap with) right on
+// the raft loop, which saves the apply goroutine's wake-up on every
+// single-client write. It declines, leaving the batch to the apply loop,
+// whatever could block or call back into the raft loop: conf changes
+// (ApplyConfChange runs on the raft loop), a batch after which a snapshot
+// is due, a backend whose write lock is taken (a commit's fsync), and any
+// moment the apply loop is busy (sending a snapshot).
+func (s *Server) applyInline(ap raftnode.Apply) (bool, error) {
+	if ap.NeedsPersist() || !isEmptySnap(ap.Snapshot) || len(ap.Entries) == 0 {
+		return false, nil
+	}
+	for _, e := range ap.Entries {
+		if e.Type != raftpb.EntryNormal {
+			return false, nil
+		}
+	}
+	if last := ap.Entries[len(ap.Entries)-1].Index; last-s.snapshotIndex.Load() > s.cfg.SnapshotCount {
+		return false, nil
+	}
+	if !s.be.WriteIdle() || !s.applyMu.TryLock() {
+		return false, nil
+	}
+	defer s.applyMu.Unlock()
+	return true, s.applyBatch(ap)
 }
 
 func (s *Server) applyBatch(ap raftnode.Apply) error {

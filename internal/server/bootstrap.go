@@ -400,6 +400,7 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 			s.leadershipChanged(lead)
 		},
 		OnCommitted: func(c uint64) { s.committed.Store(c) },
+		ApplyInline: s.applyInline,
 		OnDropped: func(ids []uint64, err error) {
 			for _, id := range ids {
 				s.w.Trigger(id, applyResult{err: proposalDropped(err)})

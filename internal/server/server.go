@@ -85,6 +85,9 @@ type Server struct {
 	leases *leaseShell
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
+	// applyMu is held by whoever applies: the apply loop, or the raft loop
+	// for the batches it applies itself (applyloop.go).
+	applyMu sync.Mutex
 	// v2 is the v2 key tree (v2.go), changed by the apply goroutine only.
 	v2 *v2store.Store
 	// v2stats counts what /v2/stats/self and /v2/stats/leader show
@@ -328,6 +331,7 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	defer s.m.proposalsPending.Dec()
 	select {
 	case r := <-ch:
+		s.w.Recycle(ch)
 		return r, nil
 	case <-ctx.Done():
 		s.w.Cancel(id)

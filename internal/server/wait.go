@@ -37,9 +37,12 @@ func (w *waiters) shard(id uint64) *waitShard { return &w.shards[id%uint64(len(w
 // Register returns the channel that will receive the result for id. req is
 // the request proposed under id (nil if none); the apply goroutine may use
 // it instead of decoding the entry, so it must not change afterwards.
-func (w *waiters) Register(id uint64, req *pb.InternalRaftRequest) <-chan applyResult {
+func (w *waiters) Register(id uint64, req *pb.InternalRaftRequest) chan applyResult {
 	s := w.shard(id)
-	ch := make(chan applyResult, 1)
+	ch, _ := resultChans.Get().(chan applyResult)
+	if ch == nil {
+		ch = make(chan applyResult, 1)
+	}
 	s.mu.Lock()
 	s.m[id] = waiter{ch: ch, req: req}
 	s.mu.Unlock()
@@ -65,6 +68,16 @@ func (w *waiters) Trigger(id uint64, r applyResult) {
 		wt.ch <- r
 	}
 }
+
+// resultChans recycles the result channels of proposals whose result was
+// received: a channel per request was one of the write path's allocations.
+var resultChans sync.Pool
+
+// Recycle returns the channel of a result that was received from it. Only
+// then is it certain that nothing sends on it any more (Trigger removes the
+// waiter before sending; a cancelled waiter's channel may still get a send
+// and is left to the garbage collector).
+func (w *waiters) Recycle(ch chan applyResult) { resultChans.Put(ch) }
 
 // Cancel forgets id (the proposer gave up).
 func (w *waiters) Cancel(id uint64) {

@@ -144,8 +144,16 @@ func setCI(w *mvcc.WriteTxn, ci ConsistentIndex) {
 	}
 }
 
+// putResponse is a PutResponse with its header in one allocation.
+type putResponse struct {
+	resp pb.PutResponse
+	hdr  pb.ResponseHeader
+}
+
 func put(w *mvcc.WriteTxn, r *pb.PutRequest) (*pb.PutResponse, error) {
-	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	pr := &putResponse{}
+	pr.resp.Header = &pr.hdr
+	resp := &pr.resp
 	val, lease := r.Value, r.Lease
 	if r.IgnoreValue || r.IgnoreLease || r.PrevKv {
 		rr, err := w.Range(r.Key, nil, mvcc.RangeOptions{})

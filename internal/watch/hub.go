@@ -286,7 +286,8 @@ func (h *Hub) prevKV(key []byte, rev int64) *mvccpb.KeyValue {
 
 // OnEvents links the events of revision rev into the logs of the groups
 // they belong to, then publishes rev and wakes the streams waiting on those
-// groups. It never blocks on watchers. Writer goroutine; the hub keeps evs.
+// groups. It never blocks on watchers. Writer goroutine; the hub keeps the
+// KeyValues the events point to, not the evs slice (the store reuses it).
 func (h *Hub) OnEvents(rev int64, evs []mvccpb.Event) {
 	h.mu.Lock()
 	touched := h.touched[:0]

@@ -1,6 +1,7 @@
 package v3rpc
 
 import (
+	"context"
 	"crypto/tls"
 	"math"
 	"time"
@@ -76,9 +77,19 @@ func NewServer(m Member, o Options) *grpc.Server {
 		}))
 	}
 	// A learner refuses first, as etcd's interceptor checks in that order.
-	lunary, lstream := learnerInterceptors(m)
-	unary, stream := leaderInterceptors(m, newLeaderMonitor(m, o.ElectionTimeout))
-	opts = append(opts, grpc.ChainUnaryInterceptor(lunary, unary), grpc.ChainStreamInterceptor(lstream, stream))
+	lstream := learnerInterceptors(m)
+	stream := leaderInterceptors(m, newLeaderMonitor(m, o.ElectionTimeout))
+	// The unary checks run in one interceptor: gRPC's chaining of two
+	// allocates a closure per call.
+	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err := learnerRefuses(m, req); err != nil {
+			return nil, err
+		}
+		if err := leaderRefuses(m, ctx); err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}), grpc.ChainStreamInterceptor(lstream, stream))
 	gs := grpc.NewServer(opts...)
 	hdr := header{m: m}
 	pb.RegisterKVServer(gs, &kvServer{hdr: hdr, m: m, maxTxnOps: int(o.MaxTxnOps)})

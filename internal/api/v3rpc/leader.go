@@ -20,16 +20,18 @@ func requiresLeader(ctx context.Context) bool {
 	return len(vs) > 0 && vs[0] == rpctypes.MetadataHasLeader
 }
 
-// leaderInterceptors refuse, as etcd does, every request that requires a
-// leader while this member has none; mon ends such streams when the leader
-// is gone for long.
-func leaderInterceptors(m Member, mon *leaderMonitor) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if m.Leader() == 0 && requiresLeader(ctx) {
-			return nil, rpctypes.ErrGRPCNoLeader
-		}
-		return h(ctx, req)
+// leaderRefuses is the leader check of a unary request.
+func leaderRefuses(m Member, ctx context.Context) error {
+	if m.Leader() == 0 && requiresLeader(ctx) {
+		return rpctypes.ErrGRPCNoLeader
 	}
+	return nil
+}
+
+// leaderInterceptors refuses, as etcd does, every stream that requires a
+// leader while this member has none (leaderRefuses is the unary check); mon
+// ends such streams when the leader is gone for long.
+func leaderInterceptors(m Member, mon *leaderMonitor) grpc.StreamServerInterceptor {
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		if !requiresLeader(ss.Context()) {
 			return h(srv, ss)
@@ -41,5 +43,5 @@ func leaderInterceptors(m Member, mon *leaderMonitor) (grpc.UnaryServerIntercept
 		defer mon.remove(ls)
 		return h(srv, ls)
 	}
-	return unary, stream
+	return stream
 }
