@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/apply"
+	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/raftnode"
 )
@@ -48,7 +49,9 @@ func (s *Server) applyLoop() {
 			if !ok {
 				return
 			}
-			if err := s.applyBatch(ap); err != nil {
+			err := s.applyBatch(ap)
+			ap.MarkApplied()
+			if err != nil {
 				if !errors.Is(err, ErrStopped) {
 					s.fatal(err)
 				}
@@ -71,7 +74,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			return err
 		}
 	}
-	if ap.NeedsPersist() {
+	if ap.NeedsPersist() && !failpoint.On(failpoint.AckBeforeFsync) { // test-only seeded bug: no wait
 		// A follower can learn an entry is committed before its own WAL
 		// holds it; the backend must not get ahead of the local WAL.
 		if err := s.waitPersisted(ap); err != nil {

@@ -9,6 +9,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // nextTmpName is the file the next segment is prepared in, as etcd names it.
@@ -66,6 +68,9 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 	}
 	if !emptyState {
 		w.state = st
+	}
+	if mustSync {
+		failpoint.Crash(failpoint.WALBeforeFsync) // test builds only
 	}
 	if w.off < w.segSize {
 		if mustSync {
@@ -127,11 +132,11 @@ func (w *WAL) fail(err error) error {
 // writeBuf writes w.buf at the tail's offset with one write call.
 func (w *WAL) writeBuf() error {
 	t := w.tail()
-	n, err := t.f.WriteAt(w.buf, w.off)
+	n, err := disk.WriteAt(t.f.File, w.buf, w.off)
 	if err != nil {
 		if n > 0 {
 			// Drop the partial record so that the file ends in whole records.
-			if terr := t.f.Truncate(w.off); terr != nil {
+			if terr := disk.Truncate(t.f.File, w.off); terr != nil {
 				w.lg.Warn("failed to truncate a partial WAL write", zap.String("path", t.name), zap.Error(terr))
 			}
 		}
@@ -156,7 +161,7 @@ func (w *WAL) syncTail() error {
 // always has its header.
 func (w *WAL) cut() error {
 	t := w.tail()
-	if err := t.f.Truncate(w.off); err != nil {
+	if err := disk.Truncate(t.f.File, w.off); err != nil {
 		return w.fail(fmt.Errorf("wal: cut: truncate %s: %w", t.name, err))
 	}
 	if err := w.syncTail(); err != nil {
@@ -182,7 +187,7 @@ func (w *WAL) cut() error {
 			return w.fail(err)
 		}
 	}
-	if _, err := f.WriteAt(w.buf, 0); err != nil {
+	if _, err := disk.WriteAt(f.File, w.buf, 0); err != nil {
 		f.Close()
 		return w.fail(fmt.Errorf("wal: cut: write %s: %w", tmpPath, err))
 	}

@@ -145,7 +145,7 @@ func Create(lg *zap.Logger, dir string, metadata []byte, opts Options) (*WAL, er
 		return nil, err
 	}
 	w.frame(&crc, SnapshotType, snap)
-	if _, err := f.WriteAt(w.buf, 0); err != nil {
+	if _, err := disk.WriteAt(f.File, w.buf, 0); err != nil {
 		return nil, fmt.Errorf("wal: create: write: %w", err)
 	}
 	w.off, w.crc = int64(len(w.buf)), crc
@@ -467,7 +467,7 @@ func (w *WAL) fdatasync(f *os.File) error {
 		return nil
 	}
 	start := time.Now()
-	err := fileutil.Fdatasync(f)
+	err := disk.Fdatasync(f)
 	took := time.Since(start)
 	if took > warnSyncDuration {
 		w.lg.Warn("slow fdatasync", zap.Duration("took", took), zap.Duration("expected-duration", warnSyncDuration))

@@ -118,11 +118,11 @@ func (r *runResult) summary() string {
 func binaries(t testing.TB, target string) []string {
 	switch target {
 	case TargetCairn:
-		return []string{framework.Cairn(t)}
+		return []string{framework.CairnFailpoints(t)}
 	case TargetEtcd:
 		return []string{refs.EtcdRelease(t, refs.Default).Etcd}
 	case TargetMixed:
-		return []string{framework.Cairn(t), refs.EtcdRelease(t, refs.Default).Etcd}
+		return []string{framework.CairnFailpoints(t), refs.EtcdRelease(t, refs.Default).Etcd}
 	}
 	t.Fatalf("unknown target %q", target)
 	return nil
