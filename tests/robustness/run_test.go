@@ -177,6 +177,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if sc.Fault == FaultBlackholeSnapshot {
 		res.Flags = snapshotFlags(res.Flags)
 	}
+	res.Flags, cfg = prepareProductFault(sc, res.Flags, cfg)
 	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
 	// more writes of unknown outcome to settle; long ones let requests
 	// ride out the fault.
