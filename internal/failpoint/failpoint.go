@@ -57,9 +57,10 @@ const (
 	// a tombstone exactly at c (etcd up to 3.5.15 did), so a watch from c
 	// misses that delete (internal/mvcc, keyIndex.compact).
 	CompactDropsTombstone = "compact-drops-tombstone"
-	// AckBeforeFsync: committed entries are applied and answered before
-	// the Ready that appends them is written and fsynced to the WAL
-	// (internal/raftnode, Node.handle; internal/server, applyBatch).
+	// AckBeforeFsync: a WAL Save that raft requires to be durable
+	// returns without its fsync when the WAL was synced less than 300 ms
+	// ago, so entries are committed, applied and answered before they
+	// are on disk (internal/wal, WAL.Save).
 	AckBeforeFsync = "ack-before-fsync"
 	// CISavedApart: each backend commit puts the meta bucket's writes
 	// (the consistent index) in a bbolt transaction of their own, ahead

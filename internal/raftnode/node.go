@@ -53,17 +53,6 @@ type Apply struct {
 	// this batch appends, 0 when it appends none. Entries below it are in
 	// raft's storage, which holds only what the WAL holds.
 	firstUnsaved uint64
-	// appliedc is closed by MarkApplied; only made when the seeded bug
-	// failpoint.AckBeforeFsync is on (test builds only).
-	appliedc chan struct{}
-}
-
-// MarkApplied tells the Ready loop that the applier is done with the
-// batch. Only the AckBeforeFsync seeded bug waits for it.
-func (a Apply) MarkApplied() {
-	if a.appliedc != nil {
-		close(a.appliedc)
-	}
 }
 
 // NeedsPersist reports whether the batch holds an entry that its own Ready
@@ -382,15 +371,10 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 
 	persisted := make(chan struct{})
-	var appliedc chan struct{} // the AckBeforeFsync seeded bug's
 	if len(rd.CommittedEntries) > 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		ap := Apply{Entries: rd.CommittedEntries, Snapshot: rd.Snapshot, Persisted: persisted}
 		if len(rd.Entries) > 0 {
 			ap.firstUnsaved = rd.Entries[0].Index
-		}
-		if failpoint.On(failpoint.AckBeforeFsync) {
-			appliedc = make(chan struct{})
-			ap.appliedc = appliedc
 		}
 		// While the applier is behind, keep serving requests: it may be
 		// waiting in ApplyConfChange for this very goroutine.
@@ -406,9 +390,6 @@ func (n *Node) handle(rd raft.Ready) error {
 		}
 	}
 
-	if appliedc != nil {
-		n.ackBeforeFsync(rd, appliedc)
-	}
 	leader := n.isLead.Load()
 	if leader {
 		n.send(rd.Messages)
@@ -449,24 +430,4 @@ func (n *Node) send(msgs []raftpb.Message) {
 		return
 	}
 	n.cfg.Transport.Send(msgs)
-}
-
-// ackBeforeFsync is the seeded bug failpoint.AckBeforeFsync (test builds
-// only): the applier does not wait for the WAL (internal/server), and the
-// Ready loop lets it apply and answer the batch before writing the Ready's
-// entries: it waits for the batch to be applied (200 ms at most: a conf
-// change still waits for the WAL), then 20 ms more, as a slow fsync would
-// let the answers leave first.
-func (n *Node) ackBeforeFsync(rd raft.Ready, appliedc <-chan struct{}) {
-	if len(rd.Entries) == 0 {
-		return
-	}
-	t := time.NewTimer(200 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-appliedc:
-	case <-t.C:
-	case <-n.stopc:
-	}
-	time.Sleep(20 * time.Millisecond)
 }

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairnkv/cairn/internal/apply"
-	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/membership"
 	"github.com/cairnkv/cairn/internal/raftnode"
 )
@@ -49,9 +48,7 @@ func (s *Server) applyLoop() {
 			if !ok {
 				return
 			}
-			err := s.applyBatch(ap)
-			ap.MarkApplied()
-			if err != nil {
+			if err := s.applyBatch(ap); err != nil {
 				if !errors.Is(err, ErrStopped) {
 					s.fatal(err)
 				}
@@ -74,7 +71,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 			return err
 		}
 	}
-	if ap.NeedsPersist() && !failpoint.On(failpoint.AckBeforeFsync) { // test-only seeded bug: no wait
+	if ap.NeedsPersist() {
 		// A follower can learn an entry is committed before its own WAL
 		// holds it; the backend must not get ahead of the local WAL.
 		if err := s.waitPersisted(ap); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/raft/v3"
@@ -73,7 +74,7 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 		failpoint.Crash(failpoint.WALBeforeFsync) // test builds only
 	}
 	if w.off < w.segSize {
-		if mustSync {
+		if mustSync && !w.deferSync() {
 			return w.syncTail()
 		}
 		return nil
@@ -151,7 +152,20 @@ func (w *WAL) syncTail() error {
 	if err := w.fdatasync(w.tail().f.File); err != nil {
 		return w.fail(err)
 	}
+	w.lastSync = time.Now()
 	return nil
+}
+
+// ackBeforeFsyncPeriod is how often the AckBeforeFsync seeded bug syncs.
+const ackBeforeFsyncPeriod = 300 * time.Millisecond
+
+// deferSync is the seeded bug failpoint.AckBeforeFsync (test builds only):
+// a Save that raft requires to be durable returns without its fsync when
+// the tail was synced less than ackBeforeFsyncPeriod ago (a time-based
+// group commit), so the member commits, applies and answers entries whose
+// records are not on disk yet.
+func (w *WAL) deferSync() bool {
+	return failpoint.On(failpoint.AckBeforeFsync) && time.Since(w.lastSync) < ackBeforeFsyncPeriod
 }
 
 // cut closes the tail (truncated to its records, synced) and continues in a

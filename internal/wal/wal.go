@@ -91,7 +91,10 @@ type WAL struct {
 	scratch []byte               // marshal buffer for one entry, reused
 	stBuf   raftpb.HardState     // the HardState being marshalled by Save
 	err     error                // first write failure; once set, appends are refused
-	closed  bool
+	// lastSync is when the tail was last fsynced by Save (only the
+	// AckBeforeFsync seeded bug reads it).
+	lastSync time.Time
+	closed   bool
 }
 
 func newWAL(lg *zap.Logger, dir string, opts Options) *WAL {

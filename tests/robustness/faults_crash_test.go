@@ -226,13 +226,13 @@ const faultCrashCIApart = faultCrashPrefix + failpoint.BackendBetweenCIAndData
 
 // The durability seeded bugs, one member each:
 //   - ack-before-fsync, with the WAL's unsynced writes held in memory and
-//     a crash after a WAL write before its fsync: the batch was applied
-//     and answered before the crash, and the WAL lost it;
+//     the member SIGKILLed: the writes answered since the WAL's last
+//     fsync (and the backend's last commit) are lost;
 //   - ci-saved-apart, with a crash between the consistent index's commit
 //     and the data's: the restart skips the entries the index claims.
 var (
 	seededAckBeforeFsync = seededBug{hook: failpoint.AckBeforeFsync, want: anomLostWrite,
-		sc:  scenario{TargetCairn, 1, faultCrashPrefix + failpoint.WALBeforeFsync, 106},
+		sc:  scenario{TargetCairn, 1, FaultKillLeader, 106},
 		env: []string{failpoint.DiskEnvVar + "=" + failpoint.DiskLoseUnsynced}}
 	seededCISavedApart = seededBug{hook: failpoint.CISavedApart, want: anomLostWrite, sc: scenario{TargetCairn, 1, faultCrashCIApart, 107}}
 )

@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // shortScenarios is the fixed set the default `go test ./...` runs: a
@@ -27,6 +29,10 @@ var shortScenarios = []scenario{
 	{TargetCairn, 3, FaultGrowShrink, 21},
 	{TargetEtcd, 3, FaultPartitionLeader, 9},
 	{TargetMixed, 3, FaultKillLeader, 10},
+	// Inside cairn (faults_crash_test.go; the campaign runs every crash
+	// point and disk fault).
+	{TargetCairn, 3, faultCrashPrefix + failpoint.WALBeforeFsync, 1},
+	{TargetCairn, 3, FaultDiskFsyncError, 2},
 }
 
 // TestRobustness runs the short mode. CAIRN_ROBUSTNESS=long runs the

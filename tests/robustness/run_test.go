@@ -177,7 +177,6 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if sc.Fault == FaultBlackholeSnapshot {
 		res.Flags = snapshotFlags(res.Flags)
 	}
-	res.Flags, cfg = prepareProductFault(sc, res.Flags, cfg)
 	// Short request timeouts (etcd's robustness traffic uses 200 ms) leave
 	// more writes of unknown outcome to settle; long ones let requests
 	// ride out the fault.
@@ -194,6 +193,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0xc0c1)).IntN(2) == 0 {
 		cfg.Traffic.CompactEvery = time.Second
 	}
+	res.Flags, cfg = prepareProductFault(sc, res.Flags, cfg)
 	res.Profile = cfg.Traffic.Profile
 	if cfg.Traffic.CompactEvery > 0 {
 		res.Profile += " + compaction"
