@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -100,6 +101,11 @@ func prepareProductFault(sc scenario, flags []string, cfg runConfig) ([]string, 
 
 // productFault injects a crash-point or disk kind.
 func (in *injector) productFault(kind string) (bool, error) {
+	for _, m := range in.c.members {
+		if !strings.Contains(filepath.Base(m.Bin), "cairn") {
+			return false, fmt.Errorf("%s needs cairn members: %s runs %s", kind, m.Name, m.Bin)
+		}
+	}
 	if kind == FaultDiskLoseUnsynced {
 		return in.powerLoss()
 	}
