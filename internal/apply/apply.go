@@ -133,7 +133,12 @@ func (a *Applier) Normal(e raftpb.Entry) (uint64, Result) {
 	}
 	if replay {
 		a.replayNormal(req)
-		return id, Result{}
+		// No proposer waits for a replayed entry unless the backend got
+		// ahead of the WAL (a disk that lost fsynced writes, the
+		// ack-before-fsync seeded bug): a new proposal then landed at an
+		// index the backend claims. It is not woken with an empty result
+		// (its handler would fail on it); like etcd, it times out.
+		return 0, Result{}
 	}
 	return id, a.apply(e, req)
 }

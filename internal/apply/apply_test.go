@@ -402,3 +402,16 @@ func TestDeterminism(t *testing.T) {
 		t.Fatalf("state %+v: the log did not apply", sa)
 	}
 }
+
+// TestReplayWakesNoProposer: an entry at or below the consistent index is
+// not applied again, and its request ID is not returned, so no proposer is
+// woken with an empty result (one can wait only when the backend got ahead
+// of the WAL; it then times out, as in etcd).
+func TestReplayWakesNoProposer(t *testing.T) {
+	e := openEnv(t, t.TempDir())
+	e.feed(normal(1, put("a", "1")), normal(2, put("b", "2")))
+	id, r := e.a.Normal(normal(2, put("c", "3")))
+	if id != 0 || r.Resp != nil || r.Err != nil {
+		t.Fatalf("replayed entry: Normal = %d, %+v; want 0 and an empty result", id, r)
+	}
+}

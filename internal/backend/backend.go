@@ -44,6 +44,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // Sentinel errors of the backend. Each is wrapped with context by the
@@ -151,6 +153,9 @@ type Backend struct {
 	// rec records writes while a defrag copies; nil otherwise. Protected by
 	// wmu.
 	rec *defragLog
+	// splitLog records every write since the last commit when the
+	// ci-saved-apart seeded bug is on (test builds only; see splitCommit).
+	splitLog *defragLog
 
 	// defragMu runs defrags one at a time.
 	defragMu sync.Mutex
@@ -181,6 +186,10 @@ func Open(cfg Config) (*Backend, error) {
 	}
 	b := &Backend{cfg: cfg, lg: lg, stopc: make(chan struct{}), donec: make(chan struct{}), commitTx: (*bolt.Tx).Commit}
 	b.wt.b = b
+	if failpoint.On(failpoint.CISavedApart) { // test-only seeded bug
+		b.splitLog = &defragLog{}
+		b.commitTx = b.splitCommit
+	}
 	db, err := bolt.Open(cfg.Path, 0o600, b.boltOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open backend %s: %w", cfg.Path, err)
@@ -257,6 +266,7 @@ func (b *Backend) commitLocked() error {
 	// next epoch's read tx: nothing is left to publish.
 	clear(b.wt.ops)
 	b.wt.ops = b.wt.ops[:0]
+	failpoint.Crash(failpoint.BackendBeforeCommit) // test builds only
 	start := time.Now()
 	var err, rerr error
 	var rtx *bolt.Tx
@@ -291,6 +301,7 @@ func (b *Backend) commitLocked() error {
 	if err != nil {
 		return b.fail(err)
 	}
+	failpoint.Crash(failpoint.BackendAfterCommit) // test builds only
 	if rerr != nil {
 		return b.fail(fmt.Errorf("begin read tx: %w", rerr))
 	}

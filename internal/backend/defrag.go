@@ -9,6 +9,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // Defrag rewrites the database into a new file without free pages and
@@ -131,6 +133,9 @@ func (b *Backend) record(kind recOpKind, bucket, key, val []byte) {
 	if b.rec != nil {
 		b.rec.ops = append(b.rec.ops, recOp{kind: kind, bucket: bucket, key: key, val: val})
 	}
+	if b.splitLog != nil {
+		b.splitLog.ops = append(b.splitLog.ops, recOp{kind: kind, bucket: bucket, key: key, val: val})
+	}
 }
 
 // takeLocked removes and returns the recorded writes. Caller holds wmu.
@@ -234,6 +239,7 @@ func (d *defragCopy) finishLocked() error {
 			return fmt.Errorf("defrag sync: %w", err)
 		}
 	}
+	failpoint.Crash(failpoint.DefragBeforeSwap) // test builds only
 	if err := os.Rename(d.tmpPath, b.cfg.Path); err != nil {
 		return fmt.Errorf("defrag rename: %w", err)
 	}

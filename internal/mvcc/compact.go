@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/schema"
 )
 
@@ -286,6 +287,7 @@ func (s *Store) physicalCompact(rev, prev int64) {
 			s.lg.Error("compaction failed", zap.Int64("compact-revision", rev), zap.Error(err))
 			return
 		}
+		failpoint.Crash(failpoint.CompactBetweenBatches) // test builds only
 		last = appendRev(last[:0], Revision{Main: lastKey.Main, Sub: lastKey.Sub + 1})
 		if d := s.cfg.CompactionSleepInterval; d > 0 {
 			t := time.NewTimer(d)

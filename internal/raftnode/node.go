@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // Persister makes the raft log durable.
@@ -449,6 +451,9 @@ func (n *Node) handle(rd raft.Ready) error {
 	}
 	if err := n.cfg.Persister.Save(rd.HardState, rd.Entries); err != nil {
 		return fmt.Errorf("save wal: %w", err)
+	}
+	if len(rd.Entries) > 0 {
+		failpoint.Crash(failpoint.WALAfterFsync) // test builds only
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.cfg.Storage.ApplySnapshot(rd.Snapshot); err != nil {

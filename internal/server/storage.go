@@ -7,6 +7,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/cairnkv/cairn/internal/failpoint"
 	"github.com/cairnkv/cairn/internal/snap"
 	"github.com/cairnkv/cairn/internal/wal"
 )
@@ -48,6 +49,7 @@ func (s *raftStorage) saveSnapshotLocked(snapshot raftpb.Snapshot) error {
 	if err := s.ss.SaveSnap(snapshot); err != nil {
 		return fmt.Errorf("save snap file: %w", err)
 	}
+	failpoint.Crash(failpoint.SnapshotBeforeWALRecord) // test builds only
 	md := snapshot.Metadata
 	if err := s.w.SaveSnapshot(wal.Snapshot{Index: md.Index, Term: md.Term, ConfState: &md.ConfState}); err != nil {
 		return fmt.Errorf("save wal snapshot record: %w", err)
@@ -63,6 +65,7 @@ func (s *raftStorage) saveLocalSnapshot(snapshot raftpb.Snapshot) error {
 	if err := s.saveSnapshotLocked(snapshot); err != nil {
 		return err
 	}
+	failpoint.Crash(failpoint.SnapshotBeforeWALRelease) // test builds only
 	if err := s.w.ReleaseLockTo(snapshot.Metadata.Index); err != nil {
 		return fmt.Errorf("release wal: %w", err)
 	}

@@ -70,8 +70,11 @@ func (w *WAL) Save(st raftpb.HardState, ents []raftpb.Entry) error {
 	if !emptyState {
 		w.state = st
 	}
+	if mustSync {
+		failpoint.Crash(failpoint.WALBeforeFsync) // test builds only
+	}
 	if w.off < w.segSize {
-		if mustSync {
+		if mustSync && !w.deferSync() {
 			return w.syncTail()
 		}
 		return nil
@@ -130,11 +133,11 @@ func (w *WAL) fail(err error) error {
 // writeBuf writes w.buf at the tail's offset with one write call.
 func (w *WAL) writeBuf() error {
 	t := w.tail()
-	n, err := t.f.WriteAt(w.buf, w.off)
+	n, err := disk.WriteAt(t.f.File, w.buf, w.off)
 	if err != nil {
 		if n > 0 {
 			// Drop the partial record so that the file ends in whole records.
-			if terr := t.f.Truncate(w.off); terr != nil {
+			if terr := disk.Truncate(t.f.File, w.off); terr != nil {
 				w.lg.Warn("failed to truncate a partial WAL write", zap.String("path", t.name), zap.Error(terr))
 			}
 		}
@@ -152,7 +155,20 @@ func (w *WAL) syncTail() error {
 	if failpoint.On(failpoint.WALSlowFsync) {
 		time.Sleep(slowFsyncDelay)
 	}
+	w.lastSync = time.Now()
 	return nil
+}
+
+// ackBeforeFsyncPeriod is how often the AckBeforeFsync seeded bug syncs.
+const ackBeforeFsyncPeriod = 300 * time.Millisecond
+
+// deferSync is the seeded bug failpoint.AckBeforeFsync (test builds only):
+// a Save that raft requires to be durable returns without its fsync when
+// the tail was synced less than ackBeforeFsyncPeriod ago (a time-based
+// group commit), so the member commits, applies and answers entries whose
+// records are not on disk yet.
+func (w *WAL) deferSync() bool {
+	return failpoint.On(failpoint.AckBeforeFsync) && time.Since(w.lastSync) < ackBeforeFsyncPeriod
 }
 
 // slowFsyncDelay is what the test-only wal-slow-fsync hook adds to each
@@ -166,7 +182,7 @@ const slowFsyncDelay = time.Second
 // always has its header.
 func (w *WAL) cut() error {
 	t := w.tail()
-	if err := t.f.Truncate(w.off); err != nil {
+	if err := disk.Truncate(t.f.File, w.off); err != nil {
 		return w.fail(fmt.Errorf("wal: cut: truncate %s: %w", t.name, err))
 	}
 	if err := w.syncTail(); err != nil {
@@ -192,7 +208,7 @@ func (w *WAL) cut() error {
 			return w.fail(err)
 		}
 	}
-	if _, err := f.WriteAt(w.buf, 0); err != nil {
+	if _, err := disk.WriteAt(f.File, w.buf, 0); err != nil {
 		f.Close()
 		return w.fail(fmt.Errorf("wal: cut: write %s: %w", tmpPath, err))
 	}

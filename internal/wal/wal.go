@@ -91,7 +91,10 @@ type WAL struct {
 	scratch []byte               // marshal buffer for one entry, reused
 	stBuf   raftpb.HardState     // the HardState being marshalled by Save
 	err     error                // first write failure; once set, appends are refused
-	closed  bool
+	// lastSync is when the tail was last fsynced by Save (only the
+	// AckBeforeFsync seeded bug reads it).
+	lastSync time.Time
+	closed   bool
 }
 
 func newWAL(lg *zap.Logger, dir string, opts Options) *WAL {
@@ -145,7 +148,7 @@ func Create(lg *zap.Logger, dir string, metadata []byte, opts Options) (*WAL, er
 		return nil, err
 	}
 	w.frame(&crc, SnapshotType, snap)
-	if _, err := f.WriteAt(w.buf, 0); err != nil {
+	if _, err := disk.WriteAt(f.File, w.buf, 0); err != nil {
 		return nil, fmt.Errorf("wal: create: write: %w", err)
 	}
 	w.off, w.crc = int64(len(w.buf)), crc
@@ -467,7 +470,7 @@ func (w *WAL) fdatasync(f *os.File) error {
 		return nil
 	}
 	start := time.Now()
-	err := fileutil.Fdatasync(f)
+	err := disk.Fdatasync(f)
 	took := time.Since(start)
 	if took > warnSyncDuration {
 		w.lg.Warn("slow fdatasync", zap.Duration("took", took), zap.Duration("expected-duration", warnSyncDuration))

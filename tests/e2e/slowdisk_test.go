@@ -11,14 +11,14 @@ import (
 )
 
 // A leader whose disk is slow keeps leading while it writes: every fsync of
-// its WAL takes a second longer (the wal-slow-fsync hook), twice the election
+// its WAL takes a second longer (the wal-slow-fsync hook of the cairn_failpoints build), twice the election
 // timeout, yet its raft loop does not wait for its own fsyncs, so its
 // heartbeats keep reaching the followers and nobody starts an election.
 // Writes sent to the followers are committed by the followers' own
 // acknowledgements meanwhile. (With the loop waiting for each fsync, every
 // write held the heartbeats back for a second and leadership moved on.)
 func TestSlowLeaderDiskKeepsLeader(t *testing.T) {
-	c := framework.NewCluster(t, []string{framework.Cairn(t)}, 3, "--heartbeat-interval", "50", "--election-timeout", "500")
+	c := framework.NewCluster(t, []string{framework.CairnFailpoints(t)}, 3, "--heartbeat-interval", "50", "--election-timeout", "500")
 	c.Members[0].Env = []string{failpoint.EnvVar + "=" + failpoint.WALSlowFsync}
 	c.Start(90 * time.Second)
 	// A graceful stop with one-second fsyncs takes tens of seconds.

@@ -22,11 +22,21 @@ import (
 	"go.uber.org/zap"
 )
 
+// build is one set of built binaries: the normal build, or the one with
+// the cairn_failpoints tag.
+type build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	normalBuild, failpointBuild build
 )
+
+// FailpointsTag is the build tag that compiles internal/failpoint's hooks,
+// crash points and disk faults in (see that package).
+const FailpointsTag = "cairn_failpoints"
 
 // RepoRoot is the repository root, found from this file's location.
 func RepoRoot() string {
@@ -38,43 +48,64 @@ func RepoRoot() string {
 // returns the directory holding them.
 func Binaries(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "cairn-bin-")
-		if buildErr != nil {
+	return normalBuild.binaries(t)
+}
+
+// FailpointBinaries is Binaries built with the cairn_failpoints tag (once
+// per test binary, in a directory of its own): the test-only hooks, crash
+// points and disk faults of internal/failpoint exist only there.
+func FailpointBinaries(t testing.TB) string {
+	t.Helper()
+	return failpointBuild.binaries(t, "-tags", FailpointsTag)
+}
+
+func (b *build) binaries(t testing.TB, flags ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "cairn-bin-")
+		if b.err != nil {
 			return
 		}
 		for _, c := range []string{"cairn", "cairnctl"} {
-			args := []string{"build"}
+			args := append([]string{"build"}, flags...)
 			if os.Getenv("CAIRN_TEST_RACE") != "" {
 				// Race-detector builds: every member's log is checked for
 				// reports when the test ends (see NewMember).
 				args = append(args, "-race")
 			}
-			args = append(args, "-o", filepath.Join(buildDir, c), "./cmd/"+c)
+			args = append(args, "-o", filepath.Join(b.dir, c), "./cmd/"+c)
 			cmd := exec.Command("go", args...)
 			cmd.Dir = RepoRoot()
 			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
+				b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 				return
 			}
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildDir
+	return b.dir
 }
 
-// RemoveBinaries deletes what Binaries built; call it from TestMain after
-// the tests ran.
+// RemoveBinaries deletes what Binaries and FailpointBinaries built; call
+// it from TestMain after the tests ran.
 func RemoveBinaries() {
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	for _, b := range []*build{&normalBuild, &failpointBuild} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 }
 
 // Cairn is the path of the built cairn binary.
 func Cairn(t testing.TB) string { return filepath.Join(Binaries(t), "cairn") }
+
+// CairnFailpoints is the path of the cairn binary built with the
+// cairn_failpoints tag.
+func CairnFailpoints(t testing.TB) string {
+	return filepath.Join(FailpointBinaries(t), "cairn")
+}
 
 // Cairnctl is the path of the built cairnctl binary.
 func Cairnctl(t testing.TB) string { return filepath.Join(Binaries(t), "cairnctl") }

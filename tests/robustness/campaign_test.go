@@ -69,13 +69,13 @@ func TestRobustnessCampaign(t *testing.T) {
 	if reportPath == "" {
 		reportPath = filepath.Join(os.TempDir(), "cairn-robustness", "report.md")
 	}
-	framework.Binaries(t) // build before the clock starts
+	framework.FailpointBinaries(t) // build before the clock starts
 
 	camp := &campaign{start: time.Now(), firstSeed: seed, duration: duration}
 	next := seed
 	for round := 0; time.Since(camp.start) < duration; round++ {
 		var scs []scenario
-		for _, f := range allFaults {
+		for _, f := range append(allFaults[:len(allFaults):len(allFaults)], productFaults...) {
 			scs = append(scs, scenario{TargetCairn, 3, f, 0})
 		}
 		one := faultsFor(1)

@@ -207,6 +207,9 @@ func (in *injector) inject(kind string) (confirmed bool, err error) {
 		c.net.Heal()
 		return true, nil
 	}
+	if isProductFault(kind) {
+		return in.productFault(kind)
+	}
 	return false, fmt.Errorf("unknown fault %q", kind)
 }
 

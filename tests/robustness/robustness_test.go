@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // shortScenarios is the fixed set the default `go test ./...` runs: a
@@ -29,6 +31,10 @@ var shortScenarios = []scenario{
 	{TargetMixed, 3, FaultKillLeader, 10},
 	{TargetCairnV2, 3, FaultPartitionLeader, 1}, // the v2 register workload (v2run_test.go)
 	{TargetCairn, 3, FaultSnapshotRestore, 15},  // restored into 3 new members (snapshot_restore_test.go)
+	// Inside cairn (faults_crash_test.go; the campaign runs every crash
+	// point and disk fault).
+	{TargetCairn, 3, faultCrashPrefix + failpoint.WALBeforeFsync, 1},
+	{TargetCairn, 3, FaultDiskFsyncError, 2},
 }
 
 // TestRobustness runs the short mode. CAIRN_ROBUSTNESS=long runs the

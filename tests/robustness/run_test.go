@@ -123,11 +123,11 @@ func (r *runResult) summary() string {
 func binaries(t testing.TB, target string) []string {
 	switch target {
 	case TargetCairn, TargetCairnV2:
-		return []string{framework.Cairn(t)}
+		return []string{framework.CairnFailpoints(t)}
 	case TargetEtcd:
 		return []string{refs.EtcdRelease(t, refs.Default).Etcd}
 	case TargetMixed:
-		return []string{framework.Cairn(t), refs.EtcdRelease(t, refs.Default).Etcd}
+		return []string{framework.CairnFailpoints(t), refs.EtcdRelease(t, refs.Default).Etcd}
 	}
 	t.Fatalf("unknown target %q", target)
 	return nil
@@ -201,6 +201,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0xc0c1)).IntN(2) == 0 {
 		cfg.Traffic.CompactEvery = time.Second
 	}
+	res.Flags, cfg = prepareProductFault(sc, res.Flags, cfg)
 	res.Profile = cfg.Traffic.Profile
 	if cfg.Traffic.CompactEvery > 0 {
 		res.Profile += " + compaction"

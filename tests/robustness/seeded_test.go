@@ -12,13 +12,16 @@ import (
 // the anomaly the suite must report when one is on.
 // Most need no fault and run on one member; a hook whose bug shows only
 // under a fault names its scenario.
-var seededBugs = []struct {
+type seededBug struct {
 	hook string
 	want string
 	sc   scenario // zero: one cairn member, no fault, seed 100 + index
 	// compact: the run compacts as it goes (the hook is in compaction).
 	compact bool
-}{
+	env     []string // more environment for the members (a disk fault)
+}
+
+var seededBugs = []seededBug{
 	{hook: failpoint.WatchDropEvent, want: anomWatchGap},
 	{hook: failpoint.LeaseExpireEarly, want: anomLeaseEarly},
 	{hook: failpoint.PutAckUnwritten, want: anomLostWrite},
@@ -28,6 +31,9 @@ var seededBugs = []struct {
 	// The compactor's watch from each compact revision misses the delete
 	// there.
 	{hook: failpoint.CompactDropsTombstone, want: anomWatchCompactEdge, compact: true},
+	// Durability bugs (faults_crash_test.go): each needs a crash at the
+	// right place.
+	seededAckBeforeFsync, seededCISavedApart,
 }
 
 // seededConfig is a short run on one member with no fault: the hooks need
@@ -63,7 +69,7 @@ func TestSeededBugs(t *testing.T) {
 	for i, sb := range seededBugs {
 		t.Run(sb.hook, func(t *testing.T) {
 			cfg := seededConfig
-			cfg.Env = []string{failpoint.EnvVar + "=" + sb.hook}
+			cfg.Env = append([]string{failpoint.EnvVar + "=" + sb.hook}, sb.env...)
 			if sb.compact {
 				cfg.Traffic.CompactEvery = 500 * time.Millisecond
 				cfg.Traffic.CompactAtDeletes = true

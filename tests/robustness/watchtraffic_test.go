@@ -128,6 +128,11 @@ func (ws *watchers) finish(rev int64, timeout time.Duration) []*watchClient {
 		}
 	}
 	close(ws.stop)
+	for _, w := range stuck {
+		// A watcher of a member that is down may be blocked inside
+		// Watch: closing its client returns it.
+		w.cl.Close()
+	}
 	ws.wg.Wait()
 	for _, w := range ws.list {
 		w.cl.Close()
