@@ -7,11 +7,17 @@ import (
 	_ "google.golang.org/grpc/encoding/proto"
 )
 
-// gogoMessage is what etcd's generated API types (gogo/protobuf with
-// marshaler, sizer and unmarshaler plugins) implement.
-type gogoMessage interface {
+// gogoMarshaler is what etcd's generated API types (gogo/protobuf with
+// marshaler and sizer plugins) implement, and the watch hub's encoded
+// responses (watch.EncodedResponse: events encoded once, shared by every
+// watcher's response) too.
+type gogoMarshaler interface {
 	Size() int
 	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// gogoUnmarshaler is the generated types' unmarshaler.
+type gogoUnmarshaler interface {
 	Unmarshal([]byte) error
 }
 
@@ -35,7 +41,7 @@ func newCodec() codec {
 func (codec) Name() string { return "proto" }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(gogoMessage)
+	m, ok := v.(gogoMarshaler)
 	if !ok {
 		return c.fallback.Marshal(v)
 	}
@@ -57,7 +63,7 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(gogoMessage)
+	m, ok := v.(gogoUnmarshaler)
 	if !ok {
 		return c.fallback.Unmarshal(data, v)
 	}

@@ -1,0 +1,201 @@
+package watch
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// sendGate bounds the CPU that sending events takes, so that however many
+// watchers there are, writes find a CPU: watchers fall behind instead (in
+// order, nothing lost: their events wait in the logs, or in the backend
+// once they are moved aside), and their responses grow.
+//
+//   - Slots: at most len(slots) streams (half the CPUs) send events at
+//     once; the others wait in line (a channel's waiters are served in
+//     order), so the runnable goroutines of fan-out stay few and a write's
+//     goroutines do not queue behind a hundred streams'.
+//   - Turns: a stream keeps its slot for a whole pass over its watchers, up
+//     to turnLength, then goes to the back of the line. A send that blocks
+//     (a client that does not read) loses the slot after sendSlotHold, and
+//     a stream that waited that long for one sends without it.
+//   - Budget: while writes are being applied (an OnEvents in the last
+//     writeWindow), the time streams hold slots is charged against a budget
+//     that grows by share seconds per second (at most budgetBurst ahead);
+//     a stream waits for the budget to be positive before taking a slot.
+//     When no write comes, sends are not limited by time at all.
+type sendGate struct {
+	slots chan struct{}
+	share float64 // 0: no budget
+	start time.Time
+	// lastWrite is when OnEvents last ran (ns since start).
+	lastWrite atomic.Int64
+
+	mu     sync.Mutex
+	tokens time.Duration // may be negative (owed)
+	refill time.Duration // when tokens were last refilled (since start)
+}
+
+const (
+	// turnLength is how long a stream keeps its slot across responses.
+	turnLength = 2 * time.Millisecond
+	// sendSlotHold bounds how long a send holds a slot, and waits for one.
+	sendSlotHold = 100 * time.Millisecond
+	// writeWindow: writes count as active this long after the last one.
+	writeWindow = 100 * time.Millisecond
+	// budgetBurst is the most budget that idle time accumulates.
+	budgetBurst = 5 * time.Millisecond
+	// budgetNap bounds one wait for budget (the budget is then looked at
+	// again: writes may have stopped).
+	budgetNap = 10 * time.Millisecond
+)
+
+func newSendGate(slots int, share float64) *sendGate {
+	return &sendGate{slots: make(chan struct{}, max(1, slots)), share: share, start: time.Now()}
+}
+
+func (g *sendGate) now() time.Duration { return time.Since(g.start) }
+
+// wrote records a write (OnEvents).
+func (g *sendGate) wrote() { g.lastWrite.Store(int64(g.now())) }
+
+func (g *sendGate) writesActive(now time.Duration) bool {
+	return now-time.Duration(g.lastWrite.Load()) < writeWindow
+}
+
+// budget refills and returns the budget, and whether writes are active.
+func (g *sendGate) budget() (time.Duration, bool) {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d := now - g.refill; d > 0 {
+		g.tokens = min(g.tokens+time.Duration(float64(d)*g.share), budgetBurst)
+		g.refill = now
+	}
+	return g.tokens, g.writesActive(now)
+}
+
+// charge takes busy, the time a slot was held, from the budget when writes
+// were active.
+func (g *sendGate) charge(busy time.Duration) {
+	if g.share <= 0 || !g.writesActive(g.now()) {
+		return
+	}
+	g.mu.Lock()
+	g.tokens -= busy
+	g.mu.Unlock()
+}
+
+// waitBudget returns when the budget allows sending, or stop closes.
+func (g *sendGate) waitBudget(stop <-chan struct{}) {
+	if g.share <= 0 {
+		return
+	}
+	var t *time.Timer
+	for {
+		tokens, active := g.budget()
+		if !active || tokens >= 0 {
+			break
+		}
+		d := min(time.Duration(float64(-tokens)/g.share), budgetNap)
+		if t == nil {
+			t = time.NewTimer(d)
+		} else {
+			t.Reset(d)
+		}
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return
+		}
+	}
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// turn is a stream's hold on a send slot. The stream goroutine calls
+// take and end; the timer may end a hold that lasts too long.
+type turn struct {
+	g     *sendGate
+	stop  <-chan struct{}
+	timer *time.Timer // ends a hold after sendSlotHold
+
+	mu    sync.Mutex
+	held  bool          // a slot is held
+	since time.Duration // when the turn began (held or not)
+	open  bool          // a turn is running (with or without a slot)
+}
+
+func newTurn(g *sendGate, stop <-chan struct{}) *turn {
+	t := &turn{g: g, stop: stop}
+	t.timer = time.AfterFunc(time.Hour, t.expire)
+	t.timer.Stop()
+	return t
+}
+
+// take makes sure the stream may send a response: it keeps the current
+// turn while it is shorter than turnLength, otherwise ends it and waits
+// for budget and a slot (at most sendSlotHold for the slot).
+func (t *turn) take() {
+	t.mu.Lock()
+	if t.open && t.g.now()-t.since < turnLength {
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.end()
+	t.g.waitBudget(t.stop)
+	held := false
+	select {
+	case t.g.slots <- struct{}{}:
+		held = true
+	default:
+		w := time.NewTimer(sendSlotHold)
+		select {
+		case t.g.slots <- struct{}{}:
+			held = true
+		case <-w.C:
+		case <-t.stop:
+		}
+		w.Stop()
+	}
+	t.mu.Lock()
+	t.open, t.held, t.since = true, held, t.g.now()
+	t.mu.Unlock()
+	if held {
+		t.timer.Reset(sendSlotHold)
+	}
+}
+
+// end ends the current turn, if any, and charges the time it held a slot
+// (a turn that waited in vain for a slot is not charged: another stream's
+// blocked send held it).
+func (t *turn) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.open {
+		return
+	}
+	t.open = false
+	t.timer.Stop()
+	if t.held {
+		t.held = false
+		t.g.charge(t.g.now() - t.since)
+		<-t.g.slots
+	}
+}
+
+// expire gives up the slot of a hold older than sendSlotHold (its send is
+// blocked: waiting for a client, not using a CPU, so it is not charged);
+// the turn goes on without it. A stale call for a later hold finds it
+// younger and does nothing.
+func (t *turn) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held && t.g.now()-t.since >= sendSlotHold {
+		t.held = false
+		<-t.g.slots
+	}
+}
