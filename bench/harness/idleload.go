@@ -148,8 +148,13 @@ func waitWatchCreated(ctx context.Context, c *clientv3.Client, key string, prefi
 // ---------------------------------------------------------------------------
 // lease-keepalive: the server's cost of keeping many leases alive
 
+// leaseTTL is short, but long enough that the first leases granted do not
+// expire before their first renewal: granting 10,000 leases (each a raft
+// proposal) took up to 7 s on the shared 2-core machine, and with 5 s
+// leases etcd then revoked some and failed keep-alives waiting for the
+// applied index.
 const (
-	leaseTTL   = 5 // seconds; each lease is renewed every leaseTTL/3 s, as clientv3's KeepAlive does
+	leaseTTL   = 10 // seconds; each lease is renewed every leaseTTL/3 s, as clientv3's KeepAlive does
 	leaseConns = 10
 )
 
