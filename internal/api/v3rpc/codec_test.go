@@ -106,7 +106,8 @@ func TestCodecReusesDirtyBuffers(t *testing.T) {
 	c := newCodec()
 	first := &pb.RangeResponse{Kvs: []*mvccpb.KeyValue{{Key: []byte("a"), Value: bytes.Repeat([]byte{0xff}, 3000)}}}
 	second := &pb.PutRequest{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 2500)} // same 4 KiB tier
-	for i := 0; i < 20; i++ {                                                          // sync.Pool may drop a buffer: try a few times
+	// sync.Pool may drop a buffer: try a few times.
+	for i := 0; i < 20; i++ {
 		b, err := c.Marshal(first)
 		if err != nil {
 			t.Fatal(err)
