@@ -19,11 +19,13 @@ import (
 // Full mode runs the sizes for the new workloads too.
 func TestFullModeSizesOfClusterWatchV2(t *testing.T) {
 	f := Modes["full"]
-	if f.WatchWatchers != 10000 || f.WatchConns != 100 || f.K8sWatchers != 5 || f.Put3m100 == 0 || f.Put3m1000 == 0 {
+	if f.WatchWatchers != 10000 || f.WatchConns != 100 || f.K8sWatchers != 5 || f.Put3m100 == 0 || f.Put3m1000 == 0 ||
+		f.IdleWatchers != 10000 || f.Leases != 10000 {
 		t.Errorf("full mode: %+v", f)
 	}
 	for name, sz := range Modes {
-		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 {
+		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 ||
+			sz.IdleWatchers < sz.WatchConns || sz.Leases < leaseConns || sz.LeaseWindow <= 0 {
 			t.Errorf("%s: watch/v2 sizes unset: %+v", name, sz)
 		}
 	}
@@ -183,7 +185,8 @@ func TestClusterRefusalIsNotSupported(t *testing.T) {
 func TestPlumbingClusterAndWatch(t *testing.T) {
 	t.Parallel()
 	var p pids
-	want := []string{"k8s-shape-watch", "put-3m-100c", "put-3m-1000c", "range-3m-l-100c", "leader-kill", "grow-shrink", "watch-fanout"}
+	want := []string{"k8s-shape-watch", "put-3m-100c", "put-3m-1000c", "range-3m-l-100c", "leader-kill", "grow-shrink", "watch-fanout",
+		"watch-idle-keys", "watch-idle-prefix", "lease-keepalive"}
 	cfg := testConfig(t, &p, want...)
 	cfg.SUT = "etcd-3.6.16" // cairn does not support these yet: TestNotSupportedOnCairn
 	cfg.Sizes.Rounds = 1
