@@ -20,10 +20,15 @@ import (
 //     (a client that does not read) loses the slot after sendSlotHold, and
 //     a stream that waited that long for one sends without it.
 //   - Budget: while writes are being applied (an OnEvents in the last
-//     writeWindow), the time streams hold slots is charged against a budget
-//     that grows by share seconds per second (at most budgetBurst ahead);
-//     a stream waits for the budget to be positive before taking a slot.
-//     When no write comes, sends are not limited by time at all.
+//     writeWindow), each turn is charged against a budget that grows by
+//     share seconds per second (at most budgetBurst ahead); a stream waits
+//     for the budget to be positive before taking a slot. A turn costs the
+//     time it held its slot, or, when more, what its responses cost the
+//     receiving side (recvEventCost per event, recvResponseCost per
+//     response): clients decode an event for several times what sending it
+//     costs the server, and on a shared machine (or with the writers in the
+//     same process as the watchers) that work takes the writes' CPU just the
+//     same. When no write comes, sends are not limited by time at all.
 type sendGate struct {
 	slots chan struct{}
 	share float64 // 0: no budget
@@ -48,6 +53,11 @@ const (
 	// budgetNap bounds one wait for budget (the budget is then looked at
 	// again: writes may have stopped).
 	budgetNap = 10 * time.Millisecond
+	// recvEventCost and recvResponseCost model a client's CPU per event
+	// and per response (clientv3 decoding and handing them to its watcher
+	// goroutines; measured on the harness's 2-core machine, roughly).
+	recvEventCost    = time.Microsecond
+	recvResponseCost = 5 * time.Microsecond
 )
 
 func newSendGate(slots int, share float64) *sendGate {
@@ -126,6 +136,8 @@ type turn struct {
 	held  bool          // a slot is held
 	since time.Duration // when the turn began (held or not)
 	open  bool          // a turn is running (with or without a slot)
+	// events and responses sent in the turn (stream goroutine only).
+	events, responses int
 }
 
 func newTurn(g *sendGate, stop <-chan struct{}) *turn {
@@ -163,15 +175,17 @@ func (t *turn) take() {
 	}
 	t.mu.Lock()
 	t.open, t.held, t.since = true, held, t.g.now()
+	t.events, t.responses = 0, 0
 	t.mu.Unlock()
 	if held {
 		t.timer.Reset(sendSlotHold)
 	}
 }
 
-// end ends the current turn, if any, and charges the time it held a slot
-// (a turn that waited in vain for a slot is not charged: another stream's
-// blocked send held it).
+// end ends the current turn, if any, and charges it: the time it held a
+// slot or its responses' cost to their receivers, whichever is more (the
+// time of a turn that waited in vain for a slot, because another stream's
+// send was blocked, is not charged).
 func (t *turn) end() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -180,11 +194,20 @@ func (t *turn) end() {
 	}
 	t.open = false
 	t.timer.Stop()
+	recv := time.Duration(t.events)*recvEventCost + time.Duration(t.responses)*recvResponseCost
 	if t.held {
 		t.held = false
-		t.g.charge(t.g.now() - t.since)
+		t.g.charge(max(t.g.now()-t.since, recv))
 		<-t.g.slots
+	} else {
+		t.g.charge(recv)
 	}
+}
+
+// sent records a response of n events sent in the turn.
+func (t *turn) sent(n int) {
+	t.events += n
+	t.responses++
 }
 
 // expire gives up the slot of a hold older than sendSlotHold (its send is

@@ -89,3 +89,18 @@ func TestTurnHoldsSlot(t *testing.T) {
 		t.Fatalf("%d slots still taken", len(g.slots))
 	}
 }
+
+// A turn is charged what its responses cost their receivers when that is
+// more than the time it held its slot.
+func TestTurnChargesReceiverCost(t *testing.T) {
+	g := newSendGate(1, 0.5)
+	g.wrote()
+	tu := newTurn(g, make(chan struct{}))
+	tu.take()
+	tu.sent(100000) // 100ms of receivers' work at recvEventCost
+	g.wrote()
+	tu.end()
+	if tokens, _ := g.budget(); tokens > -40*time.Millisecond {
+		t.Fatalf("budget %v after a turn of 100,000 events, want at most -40ms", tokens)
+	}
+}

@@ -448,6 +448,7 @@ func (s *Stream) deliver(w *watcher, resp Message, n int, fragment bool) error {
 	}
 	if err == nil {
 		s.sent++
+		s.turn.sent(n)
 		w.sentSinceTick = true
 		s.h.eventsSent.Add(int64(n))
 	}
