@@ -78,35 +78,68 @@ func (g *sendGate) budget() (time.Duration, bool) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.refillLocked(now)
+	return g.tokens, g.writesActive(now)
+}
+
+// refillLocked adds the budget grown since the last refill. Caller holds mu.
+func (g *sendGate) refillLocked(now time.Duration) {
 	if d := now - g.refill; d > 0 {
 		g.tokens = min(g.tokens+time.Duration(float64(d)*g.share), budgetBurst)
 		g.refill = now
 	}
-	return g.tokens, g.writesActive(now)
 }
 
-// charge takes busy, the time a slot was held, from the budget when writes
-// were active.
-func (g *sendGate) charge(busy time.Duration) {
-	if g.share <= 0 || !g.writesActive(g.now()) {
-		return
-	}
-	g.mu.Lock()
-	g.tokens -= busy
-	g.mu.Unlock()
-}
+// charge takes cost from the budget when writes are active.
+func (g *sendGate) charge(cost time.Duration) { g.settle(cost, 0) }
 
-// waitBudget returns when the budget allows sending, or stop closes.
-func (g *sendGate) waitBudget(stop <-chan struct{}) {
+// settle charges a turn that cost cost and reserved reserved: the
+// difference while writes are active; otherwise the reservation goes back
+// (within the burst).
+func (g *sendGate) settle(cost, reserved time.Duration) {
 	if g.share <= 0 {
 		return
 	}
+	active := g.writesActive(g.now())
+	g.mu.Lock()
+	if active {
+		g.tokens -= cost - reserved
+	} else {
+		g.tokens = min(g.tokens+reserved, budgetBurst)
+	}
+	g.mu.Unlock()
+}
+
+// waitBudget returns when the budget allows a turn, or stop closes, and
+// what it took from the budget for it: while writes are active a turn
+// reserves turnLength at once (checked and taken under one lock), so that
+// of many streams waiting for the budget only as many go as it covers, not
+// all of them; end settles the difference.
+func (g *sendGate) waitBudget(stop <-chan struct{}) (reserved time.Duration) {
+	if g.share <= 0 {
+		return 0
+	}
 	var t *time.Timer
-	for {
-		tokens, active := g.budget()
-		if !active || tokens >= 0 {
-			break
+	defer func() {
+		if t != nil {
+			t.Stop()
 		}
+	}()
+	for {
+		now := g.now()
+		g.mu.Lock()
+		g.refillLocked(now)
+		if !g.writesActive(now) {
+			g.mu.Unlock()
+			return 0
+		}
+		tokens := g.tokens
+		if tokens >= 0 {
+			g.tokens -= turnLength
+			g.mu.Unlock()
+			return turnLength
+		}
+		g.mu.Unlock()
 		d := min(time.Duration(float64(-tokens)/g.share), budgetNap)
 		if t == nil {
 			t = time.NewTimer(d)
@@ -116,12 +149,8 @@ func (g *sendGate) waitBudget(stop <-chan struct{}) {
 		select {
 		case <-t.C:
 		case <-stop:
-			t.Stop()
-			return
+			return 0
 		}
-	}
-	if t != nil {
-		t.Stop()
 	}
 }
 
@@ -136,8 +165,10 @@ type turn struct {
 	held  bool          // a slot is held
 	since time.Duration // when the turn began (held or not)
 	open  bool          // a turn is running (with or without a slot)
-	// events and responses sent in the turn (stream goroutine only).
+	// events and responses sent in the turn, and the budget it reserved
+	// (stream goroutine only).
 	events, responses int
+	reserved          time.Duration
 }
 
 func newTurn(g *sendGate, stop <-chan struct{}) *turn {
@@ -158,7 +189,7 @@ func (t *turn) take() {
 	}
 	t.mu.Unlock()
 	t.end()
-	t.g.waitBudget(t.stop)
+	reserved := t.g.waitBudget(t.stop)
 	held := false
 	select {
 	case t.g.slots <- struct{}{}:
@@ -175,7 +206,7 @@ func (t *turn) take() {
 	}
 	t.mu.Lock()
 	t.open, t.held, t.since = true, held, t.g.now()
-	t.events, t.responses = 0, 0
+	t.events, t.responses, t.reserved = 0, 0, reserved
 	t.mu.Unlock()
 	if held {
 		t.timer.Reset(sendSlotHold)
@@ -194,14 +225,13 @@ func (t *turn) end() {
 	}
 	t.open = false
 	t.timer.Stop()
-	recv := time.Duration(t.events)*recvEventCost + time.Duration(t.responses)*recvResponseCost
+	cost := time.Duration(t.events)*recvEventCost + time.Duration(t.responses)*recvResponseCost
 	if t.held {
 		t.held = false
-		t.g.charge(max(t.g.now()-t.since, recv))
+		cost = max(t.g.now()-t.since, cost)
 		<-t.g.slots
-	} else {
-		t.g.charge(recv)
 	}
+	t.g.settle(cost, t.reserved)
 }
 
 // sent records a response of n events sent in the turn.

@@ -104,3 +104,23 @@ func TestTurnChargesReceiverCost(t *testing.T) {
 		t.Fatalf("budget %v after a turn of 100,000 events, want at most -40ms", tokens)
 	}
 }
+
+// While writes are active a turn reserves its length from the budget as it
+// starts: of streams waiting for budget, the next one waits until that is
+// paid back instead of all going at once.
+func TestSendGateReservesTurns(t *testing.T) {
+	g := newSendGate(1, 0.5)
+	stop := make(chan struct{})
+	g.wrote()
+	if r := g.waitBudget(stop); r != turnLength {
+		t.Fatalf("reserved %v, want %v", r, turnLength)
+	}
+	start := time.Now()
+	g.wrote()
+	g.waitBudget(stop)
+	// 2ms reserved at half a CPU: 4ms to pay back (less the refill of the
+	// moments between, and at most the burst already there).
+	if d := time.Since(start); d < 3*time.Millisecond && g.writesActive(g.now()) {
+		t.Fatalf("second turn allowed after %v, want the first one's reservation paid back first", d)
+	}
+}
