@@ -139,6 +139,14 @@ func TestLatHistPercentiles(t *testing.T) {
 			t.Errorf("p%v = %v, exact %v", p, got, exact)
 		}
 	}
+	// Latencies of minutes (a watcher far behind) keep their percentiles.
+	var long latHist
+	for i := 1; i <= 100; i++ {
+		long.add(time.Duration(i) * 3 * time.Second) // 3 s .. 300 s
+	}
+	if p50 := long.pctl(50); p50 < 153*time.Second || p50 > 155*time.Second { // the 51st sample, at most 1% above
+		t.Errorf("p50 of 3..300 s = %v, want 153 s (at most 1%% above)", p50)
+	}
 	m := h.measurement(map[string]int{"event not delivered": 3}, time.Second)
 	if m.Succeeded != 10000 || m.Errors != 3 || m.Slowest != lats[len(lats)-1] || m.RPS != 10000 {
 		t.Errorf("measurement %+v", m)
