@@ -19,11 +19,13 @@ import (
 // Full mode runs the sizes for the new workloads too.
 func TestFullModeSizesOfClusterWatchV2(t *testing.T) {
 	f := Modes["full"]
-	if f.WatchWatchers != 10000 || f.WatchConns != 100 || f.K8sWatchers != 5 || f.Put3m100 == 0 || f.Put3m1000 == 0 {
+	if f.WatchWatchers != 10000 || f.WatchConns != 100 || f.K8sWatchers != 5 || f.Put3m100 == 0 || f.Put3m1000 == 0 ||
+		f.IdleWatchers != 10000 || f.Leases != 10000 {
 		t.Errorf("full mode: %+v", f)
 	}
 	for name, sz := range Modes {
-		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 {
+		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 ||
+			sz.IdleWatchers < sz.WatchConns || sz.Leases < leaseConns || sz.LeaseWindow <= 0 {
 			t.Errorf("%s: watch/v2 sizes unset: %+v", name, sz)
 		}
 	}
@@ -137,6 +139,14 @@ func TestLatHistPercentiles(t *testing.T) {
 			t.Errorf("p%v = %v, exact %v", p, got, exact)
 		}
 	}
+	// Latencies of minutes (a watcher far behind) keep their percentiles.
+	var long latHist
+	for i := 1; i <= 100; i++ {
+		long.add(time.Duration(i) * 3 * time.Second) // 3 s .. 300 s
+	}
+	if p50 := long.pctl(50); p50 < 153*time.Second || p50 > 155*time.Second { // the 51st sample, at most 1% above
+		t.Errorf("p50 of 3..300 s = %v, want 153 s (at most 1%% above)", p50)
+	}
 	m := h.measurement(map[string]int{"event not delivered": 3}, time.Second)
 	if m.Succeeded != 10000 || m.Errors != 3 || m.Slowest != lats[len(lats)-1] || m.RPS != 10000 {
 		t.Errorf("measurement %+v", m)
@@ -184,7 +194,7 @@ func TestPlumbingClusterAndWatch(t *testing.T) {
 	t.Parallel()
 	var p pids
 	want := []string{"k8s-shape-watch", "put-3m-100c", "put-3m-1000c", "range-3m-l-100c", "leader-kill", "grow-shrink",
-		"snapshot-catchup", "watch-fanout"}
+		"snapshot-catchup", "watch-fanout", "watch-idle-keys", "watch-idle-prefix", "lease-keepalive"}
 	cfg := testConfig(t, &p, want...)
 	cfg.SUT = "etcd-3.6.16" // cairn does not support these yet: TestNotSupportedOnCairn
 	cfg.Sizes.Rounds = 1

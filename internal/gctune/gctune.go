@@ -20,6 +20,16 @@
 // of five to ten times; an idle one, and one whose live heap exceeds 2×Cap,
 // runs with GOGC=50 and needs about a quarter less memory than with the
 // default, for a few percent more CPU in the collector.
+//
+// When the load stops, nothing would collect the garbage the generous
+// headroom let accumulate (an idle process allocates too little to reach
+// the next collection for minutes), so the process would keep the memory of
+// its last burst. The tuner therefore looks at the allocation rate every
+// IdleCheck: when a headroom above GOGC=50 is in force and the process
+// allocated less than IdleRate per second since the last look, after a
+// busier period, it collects and returns the freed memory to the OS, once
+// per idle period (debug.FreeOSMemory); the collection's re-tuning then
+// sets GOGC=50 until the load comes back.
 package gctune
 
 import (
@@ -36,6 +46,13 @@ import (
 const (
 	DefaultCap    = 64 << 20
 	DefaultWindow = 500 * time.Millisecond
+)
+
+// Idle detection: below IdleRate bytes allocated per second over an
+// IdleCheck period, a tuned-up heap is collected and returned to the OS.
+const (
+	IdleCheck = time.Second
+	IdleRate  = 1 << 20
 )
 
 // GOGC bounds: maxPercent for a tiny busy heap, minPercent otherwise.
@@ -83,11 +100,20 @@ type Tuner struct {
 	lastTot uint64    // cumulative allocated bytes then
 	last    int       // GOGC set last
 	prev    int       // GOGC before Start
+
+	stopc    chan struct{}
+	idleTot  uint64 // cumulative allocated bytes at the last idle check (idle goroutine only)
+	busy     bool   // a busy period was seen since the last idle collection (idle goroutine only)
+	idleRuns atomic.Int64
 }
 
 // Start begins tuning; call Stop to restore the previous GOGC. It must not
 // be used when the operator set GOGC.
 func Start(limit uint64, window time.Duration) *Tuner {
+	return start(limit, window, IdleCheck)
+}
+
+func start(limit uint64, window, idleEvery time.Duration) *Tuner {
 	t := &Tuner{
 		limit:  limit,
 		window: window,
@@ -95,10 +121,51 @@ func Start(limit uint64, window time.Duration) *Tuner {
 	}
 	t.prev = debug.SetGCPercent(100)
 	t.last = 100
+	t.stopc = make(chan struct{})
+	t.busy = true // start-up was
 	t.adjust()
 	t.arm()
+	go t.idleLoop(idleEvery, IdleRate)
 	return t
 }
+
+// idleLoop collects a tuned-up heap once the process goes idle (see the
+// package documentation).
+func (t *Tuner) idleLoop(every time.Duration, rate uint64) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	for {
+		select {
+		case <-t.stopc:
+			return
+		case <-tick.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		total := sample[0].Value.Uint64()
+		allocated := total - t.idleTot
+		t.idleTot = total
+		if allocated >= uint64(float64(rate)*every.Seconds()) {
+			t.busy = true
+			continue
+		}
+		if !t.busy || t.GOGC() <= minPercent {
+			continue
+		}
+		// Once per idle period. The collection re-arms the tuner, which
+		// sees the low rate and, with a live heap of more than a couple of
+		// MiB, sets GOGC=50.
+		t.busy = false
+		debug.FreeOSMemory()
+		t.idleRuns.Add(1)
+	}
+}
+
+// IdleCollections is how many times the tuner collected an idle heap.
+func (t *Tuner) IdleCollections() int64 { return t.idleRuns.Load() }
 
 // sentinel is garbage on purpose: its clean-up runs after the collection
 // that frees it, which re-arms the tuner for the next one.
@@ -146,6 +213,7 @@ func (t *Tuner) Stop() {
 	if t.stopped.Swap(true) {
 		return
 	}
+	close(t.stopc)
 	debug.SetGCPercent(t.prev)
 }
 

@@ -113,3 +113,32 @@ func TestTunerKeepsIdleProcessSmall(t *testing.T) {
 		t.Fatalf("GOGC = %d, want %d", got, minPercent)
 	}
 }
+
+// A heap tuned up for load is collected (and its memory returned) once the
+// process stops allocating, and only once per idle period.
+func TestTunerCollectsWhenIdle(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	const every = 20 * time.Millisecond
+	tu := start(64<<20, DefaultWindow, every)
+	defer tu.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for tu.GOGC() <= 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC = %d, never raised", tu.GOGC())
+		}
+		garbage(1 << 20)
+		runtime.GC()
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for tu.IdleCollections() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle for 30s without an idle collection (GOGC %d)", tu.GOGC())
+		}
+		time.Sleep(every) // idle: allocate (almost) nothing
+	}
+	time.Sleep(20 * every)
+	if n := tu.IdleCollections(); n != 1 {
+		t.Fatalf("%d idle collections in one idle period, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/google/btree"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // treeIndex maps every key to its keyIndex, ordered by key.
@@ -111,6 +112,37 @@ func (ti *treeIndex) revisions(key, end []byte, atRev int64, limit int) (revs []
 		return true
 	})
 	return revs, total
+}
+
+// metas returns the KeyValues of the keys in range at atRev with only what
+// the index knows: Key, CreateRevision, ModRevision and Version (no Value,
+// no Lease), up to limit (<= 0: all). end == nil: key only. The keys share
+// the index's memory: callers must not modify them.
+func (ti *treeIndex) metas(key, end []byte, atRev int64, limit int) (kvs []mvccpb.KeyValue, total int) {
+	ti.mu.RLock()
+	defer ti.mu.RUnlock()
+	meta := func(k []byte, ki *keyIndex) bool {
+		mod, created, ver, err := ki.get(atRev)
+		if err != nil {
+			return false
+		}
+		if limit <= 0 || len(kvs) < limit {
+			kvs = append(kvs, mvccpb.KeyValue{Key: k, CreateRevision: created.Main, ModRevision: mod.Main, Version: ver})
+		}
+		total++
+		return true
+	}
+	if end == nil {
+		if it := ti.lookupItem(key); it.ki != nil {
+			meta(it.keyBytes(), it.ki)
+		}
+		return kvs, total
+	}
+	ti.visit(key, end, func(it indexItem) bool {
+		meta(it.keyBytes(), it.ki)
+		return true
+	})
+	return kvs, total
 }
 
 // liveKeys returns the keys alive at atRev in range, with their leases when

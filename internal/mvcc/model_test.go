@@ -154,6 +154,18 @@ func (ts *testStore) check(m *model, rnd *rand.Rand) {
 		if err != nil || cnt.Count != total || cnt.KVs != nil {
 			t.Fatalf("count %q-%q at %d: %v %v", key, end, rev, cnt, err)
 		}
+		// MetaOnly: the same keys, with only what the index knows.
+		meta, err := rt.Range([]byte(key), endBytes(end), RangeOptions{Rev: rev, Limit: int64(limit), MetaOnly: true})
+		if err != nil {
+			t.Fatalf("meta range %q-%q at %d: %v", key, end, rev, err)
+		}
+		wantMeta := make([]mvccpb.KeyValue, len(want))
+		for i, kv := range want {
+			wantMeta[i] = mvccpb.KeyValue{Key: kv.Key, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
+		}
+		if meta.Count != total || fmt.Sprint(meta.KVs) != fmt.Sprint(wantMeta) {
+			t.Fatalf("meta range %q-%q at %d limit %d:\n got %v count %d\nwant %v count %d", key, end, rev, limit, meta.KVs, meta.Count, wantMeta, total)
+		}
 	}
 	if _, err := rt.Range([]byte("k"), nil, RangeOptions{Rev: m.rev + 1}); !errors.Is(err, ErrFutureRev) {
 		t.Fatalf("future range: %v", err)

@@ -324,6 +324,11 @@ type RangeOptions struct {
 	Rev int64
 	// Count returns only the number of keys.
 	Count bool
+	// MetaOnly returns KeyValues with only Key, CreateRevision,
+	// ModRevision and Version, read from the index without touching the
+	// backend (a transaction's compare of those targets). Their Keys
+	// share the index's memory: read-only.
+	MetaOnly bool
 }
 
 // RangeResult is the result of a Range.
@@ -360,6 +365,10 @@ func (s *Store) rangeKeys(key, end []byte, curRev int64, ro RangeOptions, get fu
 	if ro.Count {
 		_, total := s.idx.revisions(key, end, rev, math.MaxInt)
 		return RangeResult{Count: total, Rev: curRev}, nil
+	}
+	if ro.MetaOnly {
+		kvs, total := s.idx.metas(key, end, rev, int(ro.Limit))
+		return RangeResult{KVs: kvs, Count: total, Rev: curRev}, nil
 	}
 	revs, total := s.idx.revisions(key, end, rev, int(ro.Limit))
 	if len(revs) == 0 {

@@ -99,8 +99,12 @@ func comparePath(rv ranger, r *pb.TxnRequest, path []bool) []bool {
 
 // applyCompare is etcd's: every key in the compare's range must satisfy it;
 // an empty range compares against a zero KeyValue, except VALUE which fails.
+//
+// Compares of the create or mod revision or the version read the key index
+// only (the backend holds nothing they need).
 func applyCompare(rv ranger, c *pb.Compare) bool {
-	rr, err := rv.Range(c.Key, c.RangeEnd, mvcc.RangeOptions{})
+	metaOnly := c.Target == pb.Compare_CREATE || c.Target == pb.Compare_MOD || c.Target == pb.Compare_VERSION
+	rr, err := rv.Range(c.Key, c.RangeEnd, mvcc.RangeOptions{MetaOnly: metaOnly})
 	if err != nil {
 		return false
 	}

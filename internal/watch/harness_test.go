@@ -133,7 +133,12 @@ func (e *env) newClient() *client {
 	return c
 }
 
-func (c *client) send(r *pb.WatchResponse) error {
+func (c *client) send(m Message) error {
+	// Encoded responses are decoded (their bytes checked) as a client would.
+	r, err := Response(m)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.blocked && c.fail == nil {

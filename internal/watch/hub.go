@@ -60,6 +60,13 @@ type Config struct {
 	// machine go faster; a stream of one busy watcher waits at most 0.5ms.
 	// 0 sends every revision as it comes. Must be >= 0.
 	PassInterval time.Duration
+	// WriteShare is the share of one CPU that sending events may take
+	// while writes are being applied (an OnEvents in the last 100ms): the
+	// time streams hold the hub's send slots is charged against a budget
+	// growing by WriteShare seconds per second, and a stream waits for it.
+	// Watchers then fall behind rather than writes slow down; with no
+	// write, sends are not limited. 0 means no limit. Must be in [0, 1].
+	WriteShare float64
 	// Logger for operational logs. Default zap.NewNop().
 	Logger *zap.Logger
 }
@@ -74,6 +81,7 @@ func DefaultConfig() Config {
 		MaxRetainedBytes: 256 << 20,
 		SweepInterval:    100 * time.Millisecond,
 		PassInterval:     50 * time.Millisecond,
+		WriteShare:       0.25,
 		Logger:           zap.NewNop(),
 	}
 }
@@ -95,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("watch config: SweepInterval %v must be > 0", c.SweepInterval)
 	case c.PassInterval < 0:
 		return fmt.Errorf("watch config: PassInterval %v must be >= 0", c.PassInterval)
+	case c.WriteShare < 0 || c.WriteShare > 1:
+		return fmt.Errorf("watch config: WriteShare %v must be in [0, 1]", c.WriteShare)
 	}
 	return nil
 }
@@ -139,9 +149,8 @@ type Hub struct {
 	eventsSent, pending     atomic.Int64
 	movedAside              atomic.Int64
 
-	// sendSlots bounds how many streams send events at once (see
-	// holdSend).
-	sendSlots chan struct{}
+	// gate bounds the CPU that sending events takes (see sendGate).
+	gate *sendGate
 
 	stopc, donec chan struct{}
 	closeOnce    sync.Once
@@ -158,8 +167,8 @@ func NewHub(st Store, cfg Config) (*Hub, error) {
 		lg = zap.NewNop()
 	}
 	h := &Hub{cfg: cfg, lg: lg, st: st, single: make(map[string]*group),
-		sendSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
-		stopc:     make(chan struct{}), donec: make(chan struct{})}
+		gate:  newSendGate(runtime.GOMAXPROCS(0)/2, cfg.WriteShare),
+		stopc: make(chan struct{}), donec: make(chan struct{})}
 	h.rev.Store(st.Rev())
 	go h.sweepLoop()
 	return h, nil
@@ -241,13 +250,18 @@ type event struct {
 	size int64
 	// withPrev is ev with its previous value, computed once on first use.
 	withPrev atomic.Pointer[mvccpb.Event]
+	// enc and encPrev are ev and *withPrev in wire form (see encoded),
+	// encoded once on first use and shared by every watcher.
+	enc, encPrev atomic.Pointer[[]byte]
 }
 
 func newEvent(ev mvccpb.Event) *event {
-	return &event{ev: ev, size: int64(len(ev.Kv.Key) + len(ev.Kv.Value) + eventOverhead)}
+	kv := len(ev.Kv.Key) + len(ev.Kv.Value)
+	return &event{ev: ev, size: int64(2*kv + eventOverhead)}
 }
 
-// eventOverhead approximates an event's memory beyond its key and value.
+// eventOverhead approximates an event's memory beyond its key and value
+// (which it holds twice once encoded).
 const eventOverhead = 128
 
 // isCreate is etcd's IsCreateEvent.
@@ -289,6 +303,7 @@ func (h *Hub) prevKV(key []byte, rev int64) *mvccpb.KeyValue {
 // groups. It never blocks on watchers. Writer goroutine; the hub keeps the
 // KeyValues the events point to, not the evs slice (the store reuses it).
 func (h *Hub) OnEvents(rev int64, evs []mvccpb.Event) {
+	h.gate.wrote()
 	h.mu.Lock()
 	touched := h.touched[:0]
 	if len(h.groups) > 0 {
@@ -665,39 +680,3 @@ func jitter(d time.Duration) time.Duration {
 	}
 	return d
 }
-
-// holdSend takes one of the hub's send slots for one event response: at
-// most half the CPUs' worth of streams send events at once, so that however
-// many watchers there are, the goroutines of writes (and of everything
-// else) find a CPU without queueing behind theirs; watchers fall behind
-// instead, and their responses grow. A send keeps its slot at most
-// sendSlotHold (a client that stops reading blocks its send, not the
-// others'), and a stream waits at most that long for a slot before it
-// sends without one. The returned function ends the hold.
-func (h *Hub) holdSend() func() {
-	select {
-	case h.sendSlots <- struct{}{}:
-	default:
-		t := time.NewTimer(sendSlotHold)
-		select {
-		case h.sendSlots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return func() {}
-		}
-	}
-	var released atomic.Bool
-	release := func() {
-		if released.CompareAndSwap(false, true) {
-			<-h.sendSlots
-		}
-	}
-	t := time.AfterFunc(sendSlotHold, release)
-	return func() {
-		t.Stop()
-		release()
-	}
-}
-
-// sendSlotHold bounds how long a send holds a slot, and waits for one.
-const sendSlotHold = 100 * time.Millisecond

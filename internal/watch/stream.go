@@ -23,7 +23,7 @@ const InvalidID = -1
 // order the requests came.
 type Stream struct {
 	h      *Hub
-	send   func(*pb.WatchResponse) error
+	send   func(Message) error
 	header func(rev int64) *pb.ResponseHeader
 
 	wake     chan struct{}
@@ -48,6 +48,8 @@ type Stream struct {
 	revWaiting bool
 	// sent counts the responses of the current pass.
 	sent int
+	// turn is the stream's hold on a send slot (see sendGate).
+	turn *turn
 }
 
 // waitPerResponse is how much longer a busy stream may wait between passes
@@ -70,10 +72,11 @@ type request struct {
 
 // NewStream returns a stream that sends with send (only ever from Run's
 // goroutine) and stamps responses with header(rev). Run must be called.
-func (h *Hub) NewStream(send func(*pb.WatchResponse) error, header func(rev int64) *pb.ResponseHeader) *Stream {
+func (h *Hub) NewStream(send func(Message) error, header func(rev int64) *pb.ResponseHeader) *Stream {
 	h.streams.Add(1)
-	return &Stream{h: h, send: send, header: header, wake: make(chan struct{}, 1), stopc: make(chan struct{}),
-		watchers: make(map[int64]*watcher), members: make(map[*group]*member)}
+	stopc := make(chan struct{})
+	return &Stream{h: h, send: send, header: header, wake: make(chan struct{}, 1), stopc: stopc,
+		watchers: make(map[int64]*watcher), members: make(map[*group]*member), turn: newTurn(h.gate, stopc)}
 }
 
 func (s *Stream) enqueue(r request) {
@@ -193,6 +196,7 @@ func (s *Stream) Run() error {
 }
 
 func (s *Stream) cleanup() {
+	s.turn.end()
 	s.h.forget(s)
 	for _, w := range s.order {
 		s.h.leave(w)
@@ -332,6 +336,7 @@ func (s *Stream) remove(w *watcher) {
 // pass gives every watcher one turn: at most one response each. It reports
 // whether any watcher made progress.
 func (s *Stream) pass() (bool, error) {
+	defer s.turn.end()
 	did := false
 	var compacted []*watcher
 	for _, w := range s.order {
@@ -398,6 +403,30 @@ func (s *Stream) tryProgressAll() error {
 	return s.send(&pb.WatchResponse{Header: s.header(rev), WatchId: InvalidID})
 }
 
+// sendPicked sends the log events picked for w: in their shared wire form,
+// or as pb events when w wants fragments (or the drop failpoint is on).
+func (s *Stream) sendPicked(w *watcher, picked []*event, rev int64) error {
+	if w.fragment || failpoint.On(failpoint.WatchDropEvent) {
+		evs := make([]*mvccpb.Event, len(picked))
+		for i, ev := range picked {
+			if w.prevKV {
+				evs[i] = s.h.withPrev(ev)
+			} else {
+				evs[i] = &ev.ev
+			}
+		}
+		return s.sendEvents(w, evs, rev)
+	}
+	enc := make([][]byte, len(picked))
+	n := 0
+	for i, ev := range picked {
+		enc[i] = s.h.encoded(ev, w.prevKV)
+		n += len(enc[i])
+	}
+	resp := &EncodedResponse{Head: &pb.WatchResponse{Header: s.header(rev), WatchId: w.id}, Events: enc, eventBytes: n}
+	return s.deliver(w, resp, len(enc), false)
+}
+
 // sendEvents sends evs of w (fragmented if w asked for it).
 func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
 	if failpoint.On(failpoint.WatchDropEvent) {
@@ -405,19 +434,23 @@ func (s *Stream) sendEvents(w *watcher, evs []*mvccpb.Event, rev int64) error {
 			return nil
 		}
 	}
-	resp := &pb.WatchResponse{Header: s.header(rev), WatchId: w.id, Events: evs}
-	done := s.h.holdSend()
-	defer done()
+	return s.deliver(w, &pb.WatchResponse{Header: s.header(rev), WatchId: w.id, Events: evs}, len(evs), w.fragment)
+}
+
+// deliver sends an event response of w (n events) in the stream's turn.
+func (s *Stream) deliver(w *watcher, resp Message, n int, fragment bool) error {
+	s.turn.take()
 	var err error
-	if w.fragment {
-		err = sendFragments(resp, s.h.cfg.FragmentBytes, s.send)
+	if fragment {
+		err = sendFragments(resp.(*pb.WatchResponse), s.h.cfg.FragmentBytes, func(r *pb.WatchResponse) error { return s.send(r) })
 	} else {
 		err = s.send(resp)
 	}
 	if err == nil {
 		s.sent++
+		s.turn.sent(n)
 		w.sentSinceTick = true
-		s.h.eventsSent.Add(int64(len(evs)))
+		s.h.eventsSent.Add(int64(n))
 	}
 	return err
 }

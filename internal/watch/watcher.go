@@ -122,15 +122,7 @@ func (s *Stream) serve(w *watcher) (did, compacted bool, err error) {
 	if len(picked) == 0 {
 		return true, false, nil
 	}
-	evs := make([]*mvccpb.Event, len(picked))
-	for i, ev := range picked {
-		if w.prevKV {
-			evs[i] = s.h.withPrev(ev)
-		} else {
-			evs[i] = &ev.ev
-		}
-	}
-	return true, false, s.sendEvents(w, evs, rev)
+	return true, false, s.sendPicked(w, picked, rev)
 }
 
 // catchUp sends w the next batch of its history from the backend; near the

@@ -99,3 +99,50 @@ func TestCodecRefusesGarbage(t *testing.T) {
 		t.Fatal("a truncated message decoded without error")
 	}
 }
+
+// Pooled buffers are not cleared: a message marshalled into a buffer that
+// held another one is still exactly the default codec's bytes.
+func TestCodecReusesDirtyBuffers(t *testing.T) {
+	c := newCodec()
+	first := &pb.RangeResponse{Kvs: []*mvccpb.KeyValue{{Key: []byte("a"), Value: bytes.Repeat([]byte{0xff}, 3000)}}}
+	second := &pb.PutRequest{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 2500)} // same 4 KiB tier
+	// sync.Pool may drop a buffer: try a few times.
+	for i := 0; i < 20; i++ {
+		b, err := c.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Free()
+		got, err := c.Marshal(second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.fallback.Marshal(second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Materialize(), want.Materialize()) {
+			t.Fatalf("round %d: bytes differ from the default codec's", i)
+		}
+		got.Free()
+		want.Free()
+	}
+}
+
+func TestDirtyTier(t *testing.T) {
+	for _, tc := range []struct{ size, tier int }{
+		{1, 0}, {1024, 0}, {1025, 1}, {2048, 1}, {2049, 2}, {4 << 20, 12}, {4<<20 + 1, -1},
+	} {
+		if got := dirtyTier(tc.size); got != tc.tier {
+			t.Errorf("dirtyTier(%d) = %d, want %d", tc.size, got, tc.tier)
+		}
+	}
+	p := newDirtyPool()
+	for _, size := range []int{1500, 4 << 20, 5 << 20} {
+		b := p.Get(size)
+		if len(*b) != size || cap(*b) < size {
+			t.Fatalf("Get(%d): len %d cap %d", size, len(*b), cap(*b))
+		}
+		p.Put(b)
+	}
+}

@@ -44,7 +44,10 @@ func newWatchServer(m Member, lg *zap.Logger) pb.WatchServer {
 // "no leader" when the leader monitor ends it.
 func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 	ctx := stream.Context()
-	st := ws.hub.NewStream(stream.Send, func(rev int64) *pb.ResponseHeader {
+	// SendMsg, not Send: the hub's encoded responses (shared event bytes)
+	// go to the codec as they are.
+	send := func(m watch.Message) error { return stream.SendMsg(m) }
+	st := ws.hub.NewStream(send, func(rev int64) *pb.ResponseHeader {
 		return &pb.ResponseHeader{ClusterId: ws.m.ClusterID(), MemberId: ws.m.ID(), Revision: rev, RaftTerm: ws.m.Term()}
 	})
 	sent := make(chan error, 1)
