@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -54,15 +55,33 @@ func TestRobustness(t *testing.T) {
 	}()
 	for _, sc := range shortScenarios {
 		t.Run(sc.String(), func(t *testing.T) {
-			res := runScenario(t, sc, shortConfig)
-			camp.add(res)
-			if res.failed() {
-				t.Error(res.summary())
-				return
-			}
-			t.Log(res.summary())
-			if testing.Verbose() {
-				t.Log(res.timeline())
+			// A run under the load floor does not count: its checks found
+			// nothing, but too little traffic reached the fault for them
+			// to mean much, which on a busy 2-core machine says more about
+			// the machine than about the store. It is run once more (each
+			// attempt a subtest of its own, so the first one's members are
+			// stopped first); a second miss fails.
+			for attempt := 1; attempt <= 2; attempt++ {
+				var res *runResult
+				t.Run(fmt.Sprintf("attempt-%d", attempt), func(t *testing.T) {
+					res = runScenario(t, sc, shortConfig)
+					camp.add(res)
+					if res.onlyLowLoad() && attempt == 1 {
+						t.Logf("under the load floor, to be run again: %s", res.summary())
+						return
+					}
+					if res.failed() {
+						t.Error(res.summary())
+						return
+					}
+					t.Log(res.summary())
+					if testing.Verbose() {
+						t.Log(res.timeline())
+					}
+				})
+				if res == nil || !res.onlyLowLoad() {
+					return
+				}
 			}
 		})
 	}

@@ -96,6 +96,20 @@ func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) 
 // failed says whether the run must fail its test.
 func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 }
 
+// onlyLowLoad says whether the run failed only for traffic under the load
+// floor: its checks found nothing, but the run does not count.
+func (r *runResult) onlyLowLoad() bool {
+	if r.Err != nil || len(r.Anomalies) == 0 {
+		return false
+	}
+	for _, a := range r.Anomalies {
+		if a.Kind != anomLowLoad {
+			return false
+		}
+	}
+	return true
+}
+
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
