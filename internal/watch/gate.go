@@ -31,7 +31,7 @@ import (
 //     same. When no write comes, sends are not limited by time at all.
 type sendGate struct {
 	slots chan struct{}
-	share float64 // 0: no budget
+	share float64 // CPU seconds per second the budget grows by; 0: no budget
 	start time.Time
 	// lastWrite is when OnEvents last ran (ns since start).
 	lastWrite atomic.Int64

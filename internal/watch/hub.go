@@ -60,12 +60,13 @@ type Config struct {
 	// machine go faster; a stream of one busy watcher waits at most 0.5ms.
 	// 0 sends every revision as it comes. Must be >= 0.
 	PassInterval time.Duration
-	// WriteShare is the share of one CPU that sending events may take
-	// while writes are being applied (an OnEvents in the last 100ms): the
-	// time streams hold the hub's send slots is charged against a budget
-	// growing by WriteShare seconds per second, and a stream waits for it.
-	// Watchers then fall behind rather than writes slow down; with no
-	// write, sends are not limited. 0 means no limit. Must be in [0, 1].
+	// WriteShare is the share of the machine's CPUs (GOMAXPROCS) that
+	// sending events may take while writes are being applied (an OnEvents
+	// in the last 100ms): the time streams hold the hub's send slots is
+	// charged against a budget growing by WriteShare × GOMAXPROCS seconds
+	// per second, and a stream waits for it. Watchers then fall behind
+	// rather than writes slow down; with no write, sends are not limited.
+	// 0 means no limit. Must be in [0, 1].
 	WriteShare float64
 	// Logger for operational logs. Default zap.NewNop().
 	Logger *zap.Logger
@@ -81,7 +82,7 @@ func DefaultConfig() Config {
 		MaxRetainedBytes: 256 << 20,
 		SweepInterval:    100 * time.Millisecond,
 		PassInterval:     50 * time.Millisecond,
-		WriteShare:       0.25,
+		WriteShare:       0.125, // a quarter of one CPU on 2 cores
 		Logger:           zap.NewNop(),
 	}
 }
@@ -167,7 +168,7 @@ func NewHub(st Store, cfg Config) (*Hub, error) {
 		lg = zap.NewNop()
 	}
 	h := &Hub{cfg: cfg, lg: lg, st: st, single: make(map[string]*group),
-		gate:  newSendGate(runtime.GOMAXPROCS(0)/2, cfg.WriteShare),
+		gate:  newSendGate(runtime.GOMAXPROCS(0)/2, cfg.WriteShare*float64(runtime.GOMAXPROCS(0))),
 		stopc: make(chan struct{}), donec: make(chan struct{})}
 	h.rev.Store(st.Rev())
 	go h.sweepLoop()
