@@ -235,7 +235,7 @@ func (c *campaign) report() string {
 		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied, anomReadAtRevision,
 		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
 		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchCompactEdge, anomWatchStuck,
-		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomV2HistoryGap, anomV2Watch, anomRestore}
+		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomLeaseAnswer, anomV2HistoryGap, anomV2Watch, anomRestore}
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, c.count(k))

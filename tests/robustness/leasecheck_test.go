@@ -12,6 +12,9 @@ type leaseInfo struct {
 	renewed []*Op // keep-alives that answered a TTL
 	revokes []*Op // revokes sent (acknowledged, failed or unknown)
 	endRev  int64 // the revision its end deleted its keys at (0: none seen)
+	// endSeen is when a watcher first saw that deletion (valid when seen).
+	endSeen time.Duration
+	seen    bool
 }
 
 // leaseEnds groups the store's lease-end deletions by revision: the lease
@@ -40,8 +43,7 @@ type leaseEnd struct {
 // the lease's grant call to the first of: an acknowledged revoke's return,
 // a watcher's receipt of the revision. The per-key model orders them by
 // revision; checkReadsAtRevision pins reads to revisions.
-func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]anomaly, []*Op) {
-	var anoms []anomaly
+func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) (anoms []anomaly, dels []*Op) {
 	leases := map[int64]*leaseInfo{}
 	info := func(id int64) *leaseInfo {
 		if leases[id] == nil {
@@ -63,6 +65,7 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 			info(o.Lease).revokes = append(info(o.Lease).revokes, o)
 		}
 	}
+	defer func() { anoms = append(anoms, checkLeaseAnswers(ops, leases)...) }()
 
 	// Lease ends, revision by revision.
 	var ends []leaseEnd
@@ -139,10 +142,10 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 	}
 
 	// Early expiry, and the lease-delete ops.
-	var dels []*Op
 	for _, end := range ends {
 		li := info(end.lease)
 		seen, observed := seenAt[end.rev]
+		li.endSeen, li.seen = seen, observed
 		var revokedBy *Op
 		for _, rv := range li.revokes {
 			if !observed || rv.Call < seen {
@@ -179,4 +182,117 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 		}
 	}
 	return anoms, dels
+}
+
+// checkLeaseAnswers checks the LeaseTimeToLive and LeaseLeases answers
+// where the history decides them cheaply (both wait, on the leader, for
+// everything committed to be applied, so they are linearizable):
+//
+//   - a lease answered not found (TTL -1) is not renewed afterwards (a
+//     keep-alive called after the answer returned that answered a TTL),
+//     and, if no revoke of it was sent before the answer returned, the
+//     answer came no earlier than its grant or last renewal allows (call +
+//     TTL: no early expiry);
+//   - a lease found answers the TTL its grant answered as the granted TTL,
+//     and a remaining TTL no higher; it was not revoked (acknowledged) nor
+//     seen ended by a watcher before the question was sent;
+//   - LeaseLeases lists no lease revoked or seen ended before the call,
+//     and lists every lease granted before the call that was renewed or
+//     found after its return.
+func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
+	var anoms []anomaly
+	bad := func(o *Op, format string, args ...any) {
+		if len(anoms) < 20 {
+			anoms = append(anoms, anomaly{anomLeaseAnswer, o.String() + ": " + fmt.Sprintf(format, args...)})
+		}
+	}
+	// goneBefore says whether the lease was known ended before t.
+	goneBefore := func(li *leaseInfo, t time.Duration) string {
+		for _, rv := range li.revokes {
+			if rv.Err == "" && rv.Return < t {
+				return fmt.Sprintf("revoked by %s", rv)
+			}
+		}
+		if li.seen && li.endSeen < t {
+			return fmt.Sprintf("a watcher saw its end (revision %d) at %.3fs", li.endRev, li.endSeen.Seconds())
+		}
+		return ""
+	}
+	// lastAlive is, per lease, the request sent last that found it alive
+	// (a renewal, or a TimeToLive that found it); aliveAfter says whether
+	// one was sent after t.
+	lastAlive := map[int64]*Op{}
+	for _, o := range ops {
+		alive := o.Err == "" && ((o.Kind == OpKeepAlive && o.TTL > 0) || (o.Kind == OpLeaseTTL && o.TTL >= 0))
+		if alive && (lastAlive[o.Lease] == nil || lastAlive[o.Lease].Call < o.Call) {
+			lastAlive[o.Lease] = o
+		}
+	}
+	aliveAfter := func(id int64, _ *leaseInfo, t time.Duration) *Op {
+		if o := lastAlive[id]; o != nil && o.Call > t {
+			return o
+		}
+		return nil
+	}
+	for _, o := range ops {
+		if o.Err != "" {
+			continue
+		}
+		switch o.Kind {
+		case OpLeaseTTL:
+			li := leases[o.Lease]
+			if li == nil {
+				continue
+			}
+			if o.TTL < 0 {
+				if later := aliveAfter(o.Lease, li, o.Return); later != nil {
+					bad(o, "not found, but alive later: %s", later)
+				}
+				revoked := false
+				for _, rv := range li.revokes {
+					revoked = revoked || rv.Call < o.Return
+				}
+				if li.grant != nil && !revoked {
+					bound, by := li.grant.Call+time.Duration(li.grant.TTL)*time.Second, li.grant
+					for _, ka := range li.renewed {
+						if b := ka.Call + time.Duration(ka.TTL)*time.Second; b > bound && ka.Call < o.Return {
+							bound, by = b, ka
+						}
+					}
+					if o.Return < bound {
+						bad(o, "not found before %.3fs (no revoke sent): expired early after %s", bound.Seconds(), by)
+					}
+				}
+				continue
+			}
+			if li.grant != nil && o.GrantedTTL != li.grant.TTL {
+				bad(o, "granted TTL %d, the grant answered %d", o.GrantedTTL, li.grant.TTL)
+			}
+			if o.TTL > o.GrantedTTL {
+				bad(o, "remaining TTL above the granted one")
+			}
+			if why := goneBefore(li, o.Call); why != "" {
+				bad(o, "found, but %s", why)
+			}
+		case OpLeaseList:
+			listed := map[int64]bool{}
+			for _, id := range o.Leases {
+				listed[id] = true
+				if li := leases[id]; li != nil {
+					if why := goneBefore(li, o.Call); why != "" {
+						bad(o, "lists %x, but %s", id, why)
+					}
+				}
+			}
+			for id, li := range leases {
+				if listed[id] || li.grant == nil || li.grant.Return >= o.Call {
+					continue
+				}
+				if later := aliveAfter(id, li, o.Return); later != nil {
+					bad(o, "does not list %x, alive later: %s", id, later)
+				}
+			}
+		}
+	}
+	return anoms
 }

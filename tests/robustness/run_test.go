@@ -192,9 +192,16 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	res.Timeout = cfg.Traffic.Timeout
 	// One run in three uses the Kubernetes-like profile; a stream of its
 	// own keeps the seed's other choices as they were.
-	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0 {
+	// Of the others, one in four uses the lease-heavy profile (again a
+	// stream of its own).
+	if !cfg.FixedTraffic {
 		timeout := cfg.Traffic.Timeout
-		cfg.Traffic = kubernetesTraffic
+		switch {
+		case rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0:
+			cfg.Traffic = kubernetesTraffic
+		case rand.New(rand.NewPCG(sc.Seed, 0x1ea5)).IntN(4) == 0:
+			cfg.Traffic = leaseTraffic
+		}
 		cfg.Traffic.Timeout = timeout
 	}
 	// Half the runs compact as they go (again a stream of its own).
@@ -300,7 +307,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	}
 	if lin.Result == porcupine.Illegal {
 		path := filepath.Join(res.Dir, "linearizability.html")
-		if err := porcupine.VisualizePath(keyModel.ToModel(), lin.Info, path); err == nil {
+		if err := porcupine.VisualizePath(ksModel.ToModel(), lin.Info, path); err == nil {
 			t.Logf("porcupine's visualization: %s", path)
 		}
 	}
