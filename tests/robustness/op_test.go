@@ -29,9 +29,9 @@ const (
 	OpTxn OpKind = "txn"
 
 	// Lease traffic. A put with a lease is an OpPut with Lease set.
-	OpLeaseGrant  OpKind = "grant"     // LeaseGrant(TTL): Lease, TTL are the answer
-	OpLeaseRevoke OpKind = "revoke"    // LeaseRevoke(Lease)
-	OpKeepAlive   OpKind = "keepalive" // one LeaseKeepAlive round trip: TTL is the answer
+	OpLeaseGrant  OpKind = "grant"      // LeaseGrant(TTL): Lease, TTL are the answer
+	OpLeaseRevoke OpKind = "revoke"     // LeaseRevoke(Lease)
+	OpKeepAlive   OpKind = "keepalive"  // one LeaseKeepAlive round trip: TTL is the answer
 	OpLeaseTTL    OpKind = "timetolive" // LeaseTimeToLive(Lease): TTL (-1: not found) and GrantedTTL are the answer
 	OpLeaseList   OpKind = "leases"     // LeaseLeases: Leases is the answer
 	// OpLeaseDelete is not a client request: validation adds one per key a
