@@ -78,6 +78,8 @@ type runResult struct {
 	UnknownApplied int // ... of which the store shows took effect
 	UnknownBounded int // ... of which a watcher saw, which bounds their return time
 	LeaseEnds      int // leases whose end deleted keys
+	Txns           int // multi-op txns answered (either branch)
+	LeaseAnswers   int // LeaseTimeToLive and LeaseLeases answers checked
 	Watch          watchStats
 	Checked        int // operations porcupine checked
 	Revisions      int64
@@ -99,9 +101,9 @@ func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d multi-op txns, %d lease ends, %d lease answers, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
 		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.LeaseEnds, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+		r.Revisions, r.Txns, r.LeaseEnds, r.LeaseAnswers, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.V2 != nil {
 		fmt.Fprintf(&b, "; v2: %d events in the history, %d watchers, %d waitIndex polls checked", r.V2.Events, r.V2.Watchers, r.V2.Polls)
@@ -276,6 +278,14 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	ops := rec.history()
 	res.Ops = len(ops)
 	for _, o := range ops {
+		if o.Err == "" {
+			switch o.Kind {
+			case OpTxn:
+				res.Txns++
+			case OpLeaseTTL, OpLeaseList:
+				res.LeaseAnswers++
+			}
+		}
 		switch {
 		case o.Unknown:
 			res.Unknown++
