@@ -1,6 +1,10 @@
 package robustness
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -128,9 +132,12 @@ func TestKeyspaceModelFindsViolations(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lin := checkLinearizable(tc.ops, 10*time.Second)
-			if got := lin.Result == porcupine.Ok; got != tc.legal {
-				t.Fatalf("legal = %v, want %v (%v)", got, tc.legal, lin.Result)
+			for _, withReplay := range []bool{true, false} {
+				lin := checkLinearizableWith(tc.ops, 10*time.Second, withReplay)
+				if got := lin.Result == porcupine.Ok; got != tc.legal {
+					t.Fatalf("replay %v: legal = %v, want %v (%v %s)", withReplay, got, tc.legal, lin.Result, lin.Detail)
+				}
+				t.Logf("replay %v: %v %s", withReplay, lin.Result, lin.Detail)
 			}
 		})
 	}
@@ -213,5 +220,159 @@ func TestLeaseAnswersFindViolations(t *testing.T) {
 		if got := len(anoms) > 0; got != tc.bad {
 			t.Errorf("%s: anomalies %v, want some: %v", name, anoms, tc.bad)
 		}
+	}
+}
+
+// simulateKeyspace makes a linearizable history of n operations on a
+// simulated store: each op takes effect at its own instant, 10 ms apart,
+// and is in flight from up to 40 ms before to up to 40 ms after it (so
+// about eight overlap); one write in fifty is of unknown outcome (settled:
+// its revision known, its return never), as resolve leaves them.
+func simulateKeyspace(n int, seed uint64) []*Op {
+	rnd := rand.New(rand.NewPCG(seed, 1))
+	s := &ksState{Rev: 1, KV: map[string]ksKV{}}
+	var ops []*Op
+	for i := range n {
+		at := 100 + 10*i
+		o := &Op{ID: i, Client: i % 12, Call: ms(at - rnd.IntN(40)), Return: ms(at + rnd.IntN(40))}
+		ki := rnd.IntN(10)
+		k := key(ki)
+		val := fmt.Sprintf("v%d", i)
+		switch rnd.IntN(6) {
+		case 0:
+			o.Kind, o.Key = OpPut, k
+			o.Value = val
+		case 1:
+			o.Kind, o.Key = OpDelete, k
+		case 2:
+			o.Kind, o.Key, o.Value, o.ByRev = OpCAS, k, val, true
+			o.ExpectRev = s.KV[k].Mod
+			if rnd.IntN(3) == 0 {
+				o.ExpectRev++
+			}
+		case 3:
+			o.Kind = OpTxn
+			o.Cmps = []txnCmp{{Key: k, ByRev: true, ModRev: s.KV[k].Mod + int64(rnd.IntN(2))}}
+			o.Puts = []txnPut{{k, val + "a"}, {key((ki + 1 + rnd.IntN(9)) % 10), val + "c"}}
+			o.Reads = []string{k}
+		case 4:
+			o.Kind, o.Key, o.Count = OpList, "k", 0
+		default:
+			o.Kind, o.Key = OpGet, k
+		}
+		next := ksStepFirst(s, o)
+		if o.IsWrite() && rnd.IntN(50) == 0 {
+			o.Unknown, o.Resolved, o.Return = false, "took effect", never
+		}
+		s = next
+		ops = append(ops, o)
+	}
+	return ops
+}
+
+// ksStepFirst fills in o's answer from s and returns the next state.
+func ksStepFirst(s *ksState, o *Op) *ksState {
+	next := s.Rev + 1
+	switch o.Kind {
+	case OpGet:
+		kv, ok := s.KV[o.Key]
+		o.Rev, o.Found, o.Got, o.ModRev = s.Rev, ok, kv.Value, kv.Mod
+		return s
+	case OpList:
+		o.Rev, o.Listed = s.Rev, nil
+		for _, k := range slices.Sorted(maps.Keys(s.KV)) {
+			o.Listed = append(o.Listed, listedKV{k, s.KV[k].Value, s.KV[k].Mod})
+		}
+		o.Count = int64(len(o.Listed))
+		return s
+	case OpPut:
+		o.Rev = next
+		return s.with(next, map[string]string{o.Key: o.Value}, nil)
+	case OpDelete:
+		if _, ok := s.KV[o.Key]; !ok {
+			o.Rev = s.Rev
+			return s
+		}
+		o.Rev, o.Deleted = next, 1
+		return s.with(next, nil, []string{o.Key})
+	}
+	o.Succeeded = ksHolds(s, o)
+	if !o.Succeeded {
+		o.Rev = s.Rev
+		kv, ok := s.KV[o.Key]
+		o.Found, o.Got, o.ModRev = ok, kv.Value, kv.Mod
+		for _, r := range o.Reads {
+			kv, ok := s.KV[r]
+			o.ReadKVs = append(o.ReadKVs, txnRead{ok, kv.Value, kv.Mod})
+		}
+		return s
+	}
+	o.Rev = next
+	return s.with(next, txnPuts(o), nil)
+}
+
+// The whole-keyspace check stays fast on a history larger than a run's
+// (runs record about 2,000–9,000 operations), with eight operations in
+// flight at a time, and finds a single stale read planted in it.
+func TestKeyspaceModelScales(t *testing.T) {
+	ops := simulateKeyspace(12000, 1)
+	lin := checkLinearizable(ops, time.Minute)
+	t.Logf("%d ops checked in %v", lin.Ops, lin.Duration)
+	if lin.Result != porcupine.Ok {
+		t.Fatalf("simulated history: %v", lin.Result)
+	}
+	// Plant one stale read: a get answered at a revision 20 changes
+	// before (acknowledged well before it was sent).
+	for _, o := range ops[len(ops)/2:] {
+		if o.Kind == OpGet && o.Rev > 30 {
+			o.Rev -= 20
+			break
+		}
+	}
+	lin = checkLinearizable(ops, time.Minute)
+	t.Logf("with a stale read: %v in %v (%s)", lin.Result, lin.Duration, lin.Detail)
+	if lin.Result != porcupine.Illegal {
+		t.Fatalf("stale read: %v", lin.Result)
+	}
+
+	// Plant a wrong value at the right revision: only porcupine's search
+	// can reject it.
+	ops = simulateKeyspace(12000, 1)
+	for _, o := range ops[len(ops)/2:] {
+		if o.Kind == OpGet && o.Found {
+			o.Got = "nobody wrote this"
+			break
+		}
+	}
+	lin = checkLinearizable(ops, time.Minute)
+	t.Logf("with a wrong value: %v in %v", lin.Result, lin.Duration)
+	if lin.Result != porcupine.Illegal {
+		t.Fatalf("wrong value: %v", lin.Result)
+	}
+}
+
+// Unknown deletes are settled on the deletes the store shows and no
+// acknowledged op explains, earliest call first; the others had no effect.
+func TestResolveUnknownDeletes(t *testing.T) {
+	del := func(call int) *Op {
+		return &Op{Kind: OpDelete, Key: "k", Call: ms(call), Return: never, Unknown: true, Err: "injected"}
+	}
+	ops := []*Op{put(0, 0, 10, "k", "a", 2), del(20), del(30), get(1, 100, 110, "k", 3, false, "", 0)}
+	changes := []storeChange{
+		{Rev: 2, Key: "k", Put: true, Value: "a"},
+		{Rev: 3, Key: "k", Prev: &kvState{Value: "a"}},
+	}
+	kept, anoms := resolve(ops, changes)
+	if len(anoms) != 0 || len(kept) != 3 || ops[1].Unknown || ops[1].Rev != 3 || !ops[2].Unknown {
+		t.Fatalf("kept %v, anomalies %v", kept, anoms)
+	}
+	if lin := checkLinearizable(kept, 10*time.Second); lin.Result != porcupine.Ok {
+		t.Fatalf("settled delete: %v %s", lin.Result, lin.Detail)
+	}
+	changes = append(changes, storeChange{Rev: 4, Key: "k", Put: true, Value: "b"}, storeChange{Rev: 5, Key: "k", Prev: &kvState{Value: "b"}},
+		storeChange{Rev: 6, Key: "k", Put: true, Value: "c"}, storeChange{Rev: 7, Key: "k", Prev: &kvState{Value: "c"}})
+	ops = []*Op{put(0, 0, 10, "k", "a", 2), del(20), put(0, 40, 50, "k", "b", 4), del(60), put(0, 70, 80, "k", "c", 6)}
+	if _, anoms := resolve(ops, changes); len(anoms) != 1 || anoms[0].Kind != anomPhantomWrite {
+		t.Fatalf("three deletes, two unknown deletes: %v", anoms)
 	}
 }

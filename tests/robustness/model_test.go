@@ -256,6 +256,7 @@ type linearizability struct {
 	Ops      int           // operations checked
 	Duration time.Duration // checker time
 	Info     porcupine.LinearizationInfo
+	Detail   string // an illegal history found before porcupine ran (tighten)
 }
 
 // ksChecked says whether the whole-keyspace model takes op: key reads and
@@ -272,13 +273,163 @@ func ksChecked(o *Op) bool {
 	return false
 }
 
+// revOrder is where op must sit in any linearization the exact model
+// accepts: a change at revision R at 2R, a read at R (or a delete that
+// found nothing) at 2R+1, after R's change and before R+1's. Ops without a
+// known revision (an unknown write) have none.
+func revOrder(o *Op) (int64, bool) {
+	if o.Unknown || o.Rev == 0 {
+		return 0, false
+	}
+	if o.Changes() {
+		return 2 * o.Rev, true
+	}
+	return 2*o.Rev + 1, true
+}
+
+// tighten narrows the ops' call times by the revision order, which every
+// linearization the model accepts follows: an op placed after another must
+// take effect after that one's call, so its effective call is at least the
+// latest call of every op ordered before it — and, here, just after it,
+// so porcupine, which tries ops in call order, meets them in revision
+// order and hardly ever backtracks. This is what keeps one partition of
+// thousands of operations fast. Times are doubled, a return put 1 after
+// its instant, so "just after" fits between two nanoseconds: calls[o] and
+// rets[o] are porcupine's times. If an op ordered before another was
+// called after that one returned, the history is not linearizable, and
+// tighten says which two.
+func tighten(ops []*Op) (calls, rets map[*Op]int64, bad string) {
+	type ord struct {
+		o   *Op
+		key int64
+	}
+	calls, rets = make(map[*Op]int64, len(ops)), make(map[*Op]int64, len(ops))
+	var sorted []ord
+	for _, o := range ops {
+		calls[o] = 2 * int64(o.Call)
+		rets[o] = int64(never)
+		if o.Return != never {
+			rets[o] = 2*int64(o.Return) + 1
+		}
+		if k, ok := revOrder(o); ok {
+			sorted = append(sorted, ord{o, k})
+		}
+	}
+	slices.SortStableFunc(sorted, func(a, b ord) int { return cmpInt(a.key, b.key) })
+	var natural time.Duration = -1 // latest real call of the groups before
+	var naturalOp *Op
+	var prefix int64 = -1 // latest effective call of the groups before
+	for i := 0; i < len(sorted); {
+		j := i
+		for j < len(sorted) && sorted[j].key == sorted[i].key {
+			j++
+		}
+		for _, e := range sorted[i:j] {
+			if natural > e.o.Return {
+				return nil, nil, fmt.Sprintf("%s must take effect after %s (by their revisions), which was called after it returned", e.o, naturalOp)
+			}
+			calls[e.o] = min(max(calls[e.o], prefix+1), rets[e.o])
+		}
+		for _, e := range sorted[i:j] {
+			if e.o.Call > natural {
+				natural, naturalOp = e.o.Call, e.o
+			}
+			prefix = max(prefix, calls[e.o])
+		}
+		i = j
+	}
+	return calls, rets, ""
+}
+
+// replay decides the history outright when every op has a known revision:
+// the model accepts ops only in revision order (reads of one revision in
+// any order among themselves), and tighten has checked that this order
+// agrees with real time, so the history is linearizable exactly when the
+// ops, replayed in that order, each fit the model. It returns why not, or
+// "" (also when some op has no revision, and porcupine alone decides).
+// Porcupine still runs on a history replay accepts; replay spares it the
+// exhaustive search an illegal history of thousands of ops would need.
+func replay(ops []*Op) string {
+	type ord struct {
+		o   *Op
+		key int64
+	}
+	sorted := make([]ord, 0, len(ops))
+	for _, o := range ops {
+		k, ok := revOrder(o)
+		if !ok {
+			return ""
+		}
+		sorted = append(sorted, ord{o, k})
+	}
+	slices.SortStableFunc(sorted, func(a, b ord) int {
+		if c := cmpInt(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmpDur(a.o.Call, b.o.Call)
+	})
+	s := ksModel.Init()[0].(*ksState)
+	for _, e := range sorted {
+		next := ksStep(s, e.o)
+		if len(next) != 1 {
+			var keys []string
+			switch e.o.Kind {
+			case OpTxn:
+				for _, c := range e.o.Cmps {
+					keys = append(keys, c.Key)
+				}
+				for _, p := range e.o.Puts {
+					keys = append(keys, p.Key)
+				}
+				keys = append(append(keys, e.o.Dels...), e.o.Reads...)
+			case OpLeaseDelete:
+				keys = e.o.Dels
+			default:
+				keys = []string{e.o.Key}
+			}
+			var st []string
+			for _, k := range keys {
+				if kv, ok := s.KV[k]; ok {
+					st = append(st, fmt.Sprintf("%s=%s@%d", k, kv.Value, kv.Mod))
+				} else {
+					st = append(st, k+" absent")
+				}
+			}
+			if e.o.Kind == OpList {
+				st = []string{s.String()}
+			}
+			return fmt.Sprintf("%s does not fit the store as the history before it leaves it, at revision %d: %s", e.o, s.Rev, strings.Join(st, ", "))
+		}
+		s = next[0].(*ksState)
+	}
+	return ""
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 // checkLinearizable runs porcupine with the whole-keyspace model over the
 // ops (failed reads dropped, writes of unknown outcome returning never, the
-// per-key lease-delete ops of one lease end grouped into one) with a
-// timeout; a timeout gives porcupine.Unknown, which the caller counts as a
-// failure.
+// per-key lease-delete ops of one lease end grouped into one, call times
+// tightened by the revision order) with a timeout; a timeout gives
+// porcupine.Unknown, which the caller counts as a failure.
 func checkLinearizable(ops []*Op, timeout time.Duration) linearizability {
-	var hist []porcupine.Operation
+	return checkLinearizableWith(ops, timeout, true)
+}
+
+// checkLinearizableWith is checkLinearizable, with replay's decision of an
+// illegal history left to porcupine when withReplay is false (the
+// self-tests check that porcupine's model rejects what replay rejects).
+func checkLinearizableWith(ops []*Op, timeout time.Duration, withReplay bool) linearizability {
+	start := time.Now()
+	var in []*Op
 	ends := map[int64]*Op{}
 	for _, o := range ops {
 		if !ksChecked(o) {
@@ -294,15 +445,25 @@ func checkLinearizable(ops []*Op, timeout time.Duration) linearizability {
 			ends[o.Rev] = &e
 			o = &e
 		}
+		in = append(in, o)
+	}
+	calls, rets, bad := tighten(in)
+	if bad == "" && withReplay {
+		bad = replay(in)
+	}
+	if bad != "" {
+		return linearizability{Result: porcupine.Illegal, Ops: len(in), Duration: time.Since(start), Detail: bad}
+	}
+	hist := make([]porcupine.Operation, 0, len(in))
+	for _, o := range in {
 		hist = append(hist, porcupine.Operation{
 			ClientId: max(o.Client, 0),
 			Input:    o,
-			Call:     int64(o.Call),
+			Call:     calls[o],
 			Output:   o,
-			Return:   int64(o.Return),
+			Return:   rets[o],
 		})
 	}
-	start := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(ksModel.ToModel(), hist, timeout)
 	return linearizability{Result: res, Ops: len(hist), Duration: time.Since(start), Info: info}
 }

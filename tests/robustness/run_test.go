@@ -315,7 +315,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if err := writeHistory(filepath.Join(res.Dir, "history.txt"), header, ops, in.events); err != nil {
 		t.Logf("write history: %v", err)
 	}
-	if lin.Result == porcupine.Illegal {
+	if lin.Result == porcupine.Illegal && lin.Detail == "" {
 		path := filepath.Join(res.Dir, "linearizability.html")
 		if err := porcupine.VisualizePath(ksModel.ToModel(), lin.Info, path); err == nil {
 			t.Logf("porcupine's visualization: %s", path)
@@ -375,6 +375,10 @@ func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int6
 	res.Checked, res.CheckerTime = lin.Ops, lin.Duration
 	switch lin.Result {
 	case porcupine.Illegal:
+		if lin.Detail != "" {
+			res.add(anomaly{anomNotLinearizable, lin.Detail})
+			break
+		}
 		res.add(anomaly{anomNotLinearizable, "see history.txt and linearizability.html"})
 	case porcupine.Unknown:
 		res.add(anomaly{anomCheckerTimeout, fmt.Sprintf("no answer in %v", cfg.CheckTimeout)})

@@ -62,8 +62,10 @@ func (a anomaly) String() string { return a.Kind + ": " + a.Detail }
 // that no client wrote, and each unknown write is settled where the store
 // tells (values are unique): a put, cas or txn found in the store took
 // effect at that revision (it stays open-ended in time), one not found had
-// no effect and is dropped; unknown deletes are dropped for keys the store
-// shows no unexplained delete of. A revision that changes several keys
+// no effect and is dropped; a delete of a key the store shows and no
+// acknowledged op explains is settled on an unknown delete of that key, the
+// unknown deletes left had no effect. So every op this returns has a known
+// revision. A revision that changes several keys
 // must be exactly one txn's writes (or a lease's end, the lease checker's).
 // It returns the ops to check.
 func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
@@ -92,7 +94,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("%s: its revision %d changes %d keys: %v", o, rev, n, atRev[rev])})
 		}
 	}
-	unknownDeletes := map[string]int{}
+	unknownDeletes := map[string][]*Op{}
 	for _, o := range ops {
 		if o.Failed() || o.Kind == OpGet || (!o.IsKeyOp() && o.Kind != OpTxn) {
 			continue
@@ -101,7 +103,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 		case o.Kind == OpTxn:
 			anoms = append(anoms, resolveTxn(o, byValue, atRev, claimed)...)
 		case o.Kind == OpDelete && o.Unknown:
-			unknownDeletes[o.Key]++
+			unknownDeletes[o.Key] = append(unknownDeletes[o.Key], o)
 		case o.Kind == OpDelete && o.Deleted > 0:
 			chs := atRev[o.Rev]
 			if len(chs) == 0 || chs[0].Put || chs[0].Key != o.Key {
@@ -137,7 +139,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 			}
 		}
 	}
-	unexplained := map[string]int{}
+	unexplained := map[string][]int64{} // revisions, in order
 	for _, ch := range changes {
 		if claimed[ch.Rev] || ch.leaseEnd() {
 			continue
@@ -149,11 +151,25 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 		if ch.InTxn {
 			continue // its revision's put is reported above
 		}
-		unexplained[ch.Key]++
+		unexplained[ch.Key] = append(unexplained[ch.Key], ch.Rev)
 	}
-	for k, n := range unexplained {
-		if n > unknownDeletes[k] {
-			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", n, k, unknownDeletes[k])})
+	// Each delete no acknowledged op explains is settled on an unknown
+	// delete of its key: in revision order, each to the one called
+	// earliest. Their return times are open, so if any assignment fits
+	// the history this one does (an earlier call only widens an op's
+	// interval).
+	for k, revs := range unexplained {
+		cands := unknownDeletes[k]
+		slices.SortStableFunc(cands, func(a, b *Op) int { return cmpDur(a.Call, b.Call) })
+		if len(revs) > len(cands) {
+			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", len(revs), k, len(cands))})
+		}
+		for i, r := range revs {
+			if i < len(cands) {
+				o := cands[i]
+				o.Unknown, o.Rev, o.Deleted = false, r, 1
+				o.Resolved = fmt.Sprintf("took effect at revision %d", r)
+			}
 		}
 	}
 	var keep []*Op
@@ -161,7 +177,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 		if !o.IsKeyOp() && o.Kind != OpTxn && o.Kind != OpList {
 			continue
 		}
-		if o.Unknown && (o.Kind != OpDelete || unexplained[o.Key] == 0) {
+		if o.Unknown {
 			if o.Resolved == "" {
 				o.Resolved = "no effect"
 			}
