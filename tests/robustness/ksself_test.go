@@ -214,6 +214,7 @@ func TestLeaseAnswersFindViolations(t *testing.T) {
 		"listed while alive":                 {leases(1500, 7), false},
 		"not listed, renewed later":          {leases(500), true},
 		"listed after the revoke":            {leases(6000, 7), true},
+		"listed before the grant":            {leases(-100, 7), true},
 	} {
 		ops := []*Op{grant, renew, revoke, tc.q}
 		anoms := checkLeaseAnswers(ops, info())

@@ -185,10 +185,11 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) (an
 }
 
 // checkLeaseAnswers checks the LeaseTimeToLive and LeaseLeases answers
-// where the history decides them cheaply (both wait, on the leader, for
-// everything committed to be applied, so they are linearizable):
+// where the history decides them cheaply:
 //
-//   - a lease answered not found (TTL -1) is not renewed afterwards (a
+//   - LeaseTimeToLive is answered by the leader once everything committed
+//     is applied (forwarded there by a follower), so it is linearizable: a
+//     lease answered not found (TTL -1) is not renewed afterwards (a
 //     keep-alive called after the answer returned that answered a TTL),
 //     and, if no revoke of it was sent before the answer returned, the
 //     answer came no earlier than its grant or last renewal allows (call +
@@ -196,9 +197,11 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) (an
 //   - a lease found answers the TTL its grant answered as the granted TTL,
 //     and a remaining TTL no higher; it was not revoked (acknowledged) nor
 //     seen ended by a watcher before the question was sent;
-//   - LeaseLeases lists no lease revoked or seen ended before the call,
-//     and lists every lease granted before the call that was renewed or
-//     found after its return.
+//   - LeaseLeases answers from the member's own state, so: it lists no
+//     lease before its grant was sent, nor one revoked through the same
+//     member before the call, and lists every lease granted through the
+//     same member before the call that a request sent after its return
+//     found alive.
 func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
 	var anoms []anomaly
 	bad := func(o *Op, format string, args ...any) {
@@ -275,21 +278,31 @@ func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
 				bad(o, "found, but %s", why)
 			}
 		case OpLeaseList:
+			// LeaseLeases answers from the member's own applied state
+			// (cairn and etcd alike), so only what that member must
+			// already have applied, or cannot have yet, is checked.
 			listed := map[int64]bool{}
 			for _, id := range o.Leases {
 				listed[id] = true
-				if li := leases[id]; li != nil {
-					if why := goneBefore(li, o.Call); why != "" {
-						bad(o, "lists %x, but %s", id, why)
+				li := leases[id]
+				if li == nil {
+					continue
+				}
+				if li.grant != nil && li.grant.Call > o.Return {
+					bad(o, "lists %x before its grant was sent: %s", id, li.grant)
+				}
+				for _, rv := range li.revokes {
+					if rv.Err == "" && rv.Member == o.Member && rv.Return < o.Call {
+						bad(o, "lists %x, revoked through the same member before: %s", id, rv)
 					}
 				}
 			}
 			for id, li := range leases {
-				if listed[id] || li.grant == nil || li.grant.Return >= o.Call {
+				if listed[id] || li.grant == nil || li.grant.Member != o.Member || li.grant.Return >= o.Call {
 					continue
 				}
 				if later := aliveAfter(id, li, o.Return); later != nil {
-					bad(o, "does not list %x, alive later: %s", id, later)
+					bad(o, "does not list %x, granted through the same member before and alive later: %s", id, later)
 				}
 			}
 		}
