@@ -226,7 +226,7 @@ func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
 	// one was sent after t.
 	lastAlive := map[int64]*Op{}
 	for _, o := range ops {
-		alive := o.Err == "" && ((o.Kind == OpKeepAlive && o.TTL > 0) || (o.Kind == OpLeaseTTL && o.TTL >= 0))
+		alive := o.Err == "" && ((o.Kind == OpKeepAlive && o.TTL > 0) || (o.Kind == OpLeaseTTL && !o.leaseNotFound()))
 		if alive && (lastAlive[o.Lease] == nil || lastAlive[o.Lease].Call < o.Call) {
 			lastAlive[o.Lease] = o
 		}
@@ -247,7 +247,7 @@ func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
 			if li == nil {
 				continue
 			}
-			if o.TTL < 0 {
+			if o.leaseNotFound() {
 				if later := aliveAfter(o.Lease, li, o.Return); later != nil {
 					bad(o, "not found, but alive later: %s", later)
 				}
@@ -309,3 +309,8 @@ func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
 	}
 	return anoms
 }
+
+// leaseNotFound says whether a TimeToLive answered "no such lease": TTL -1
+// and no granted TTL. (A lease past its expiry but not yet revoked can
+// answer a negative TTL with its granted TTL.)
+func (o *Op) leaseNotFound() bool { return o.TTL == -1 && o.GrantedTTL == 0 }
