@@ -377,3 +377,28 @@ func TestResolveUnknownDeletes(t *testing.T) {
 		t.Fatalf("three deletes, two unknown deletes: %v", anoms)
 	}
 }
+
+// A client's delete of a leased key rides in a txn with a put, so the
+// store's history does not take it for a lease's end; a revision of
+// deletes only is one.
+func TestClientDeleteOfLeasedKeyIsNoLeaseEnd(t *testing.T) {
+	h := &storeHistory{Last: 4, states: []map[string]kvState{
+		nil,
+		{},
+		{"kl1": {Value: "a", Create: 2, Mod: 2, Version: 1, Lease: 5}, "kl2": {Value: "b", Create: 2, Mod: 2, Version: 1, Lease: 6}},
+		{"kl2": {Value: "b", Create: 2, Mod: 2, Version: 1, Lease: 6}, "k1": {Value: "m", Create: 3, Mod: 3, Version: 1}},
+		{"k1": {Value: "m", Create: 3, Mod: 3, Version: 1}},
+	}, byRev: make([][]storeChange, 5)}
+	// Revision 2 puts two keys at once: a txn.
+	if anoms := h.derive(); len(anoms) != 0 {
+		t.Fatalf("derive: %v", anoms)
+	}
+	for _, ch := range h.byRev[3] {
+		if ch.leaseEnd() {
+			t.Errorf("revision 3 (a txn's delete and put): %+v taken for a lease's end", ch)
+		}
+	}
+	if len(h.byRev[4]) != 1 || !h.byRev[4][0].leaseEnd() {
+		t.Errorf("revision 4 (lease 6 ended): %+v", h.byRev[4])
+	}
+}
