@@ -7,6 +7,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/cairnkv/cairn/internal/failpoint"
 )
 
 // Asynchronous storage writes (Config.AsyncStorageWrites, raft's
@@ -148,6 +150,11 @@ func (n *Node) persistAppends(batch []raftpb.Message) error {
 	save := func() error {
 		if err := n.cfg.Persister.Save(st, ents); err != nil {
 			return fmt.Errorf("save wal: %w", err)
+		}
+		if len(ents) > 0 {
+			// Durable in the WAL, not yet in raft's memory log nor
+			// answered: the synchronous loop's crash point, here too.
+			failpoint.Crash(failpoint.WALAfterFsync) // test builds only
 		}
 		st, ents = raftpb.HardState{}, nil
 		return nil

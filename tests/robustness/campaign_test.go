@@ -191,8 +191,12 @@ func (c *campaign) report() string {
 	var ops, ok, failedReads, unknown, applied, bounded, checked, leaseEnds int
 	var ws watchStats
 	var checkTimes []time.Duration
-	var compactions, compactWatches int
+	var compactions, compactWatches, txns, leaseAnswers int
+	profiles := map[string]int{}
 	for _, r := range c.results {
+		txns += r.Txns
+		leaseAnswers += r.LeaseAnswers
+		profiles[strings.TrimSuffix(r.Profile, " + compaction")]++
 		ops += r.Ops
 		ok += r.OK
 		failedReads += r.FailedReads
@@ -217,7 +221,18 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "\n- operations recorded: %d (%d ok, %d failed reads, %d writes of unknown outcome, %d of them found applied)\n", ops, ok, failedReads, unknown, applied)
 	fmt.Fprintf(&b, "- of the writes found applied, %d bounded in time by a watcher's receipt of their event\n", bounded)
 	fmt.Fprintf(&b, "- operations checked for linearizability: %d (lease-end deletions included)\n", checked)
-	fmt.Fprintf(&b, "- leases whose end deleted keys: %d\n", leaseEnds)
+	fmt.Fprintf(&b, "- multi-op txns answered and checked: %d\n", txns)
+	fmt.Fprintf(&b, "- leases whose end deleted keys: %d; LeaseTimeToLive and LeaseLeases answers checked: %d\n", leaseEnds, leaseAnswers)
+	var pnames []string
+	for p := range profiles {
+		pnames = append(pnames, p)
+	}
+	slices.Sort(pnames)
+	b.WriteString("- runs by traffic profile:")
+	for _, p := range pnames {
+		fmt.Fprintf(&b, " %s %d;", p, profiles[p])
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "- compactions sent by the traffic: %d (%d of them checked by a watch from their own revision)\n", compactions, compactWatches)
 	fmt.Fprintf(&b, "- watch: %d watchers, %d sessions (%d of them resumptions; %d sessions cancelled as compacted, correctly), %d responses, %d events and %d progress notifications checked\n",
 		ws.Watchers, ws.Sessions, ws.Resumed, ws.Compacted, ws.Responses, ws.Events, ws.Progress)
@@ -235,7 +250,7 @@ func (c *campaign) report() string {
 		anomHashMismatch, anomNoRecovery, anomLogPanic, anomLowLoad, anomFaultNotApplied, anomReadAtRevision,
 		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
 		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchCompactEdge, anomWatchStuck,
-		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomV2HistoryGap, anomV2Watch, anomRestore}
+		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomLeaseAnswer, anomV2HistoryGap, anomV2Watch, anomRestore}
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, c.count(k))

@@ -26,12 +26,18 @@ type storeChange struct {
 	Value string
 	KV    kvState  // put: the key after the change
 	Prev  *kvState // the key before the change; nil if it did not exist
+	// InTxn: the revision also put a key, so a client's txn made it
+	// (derive sets it); a lease's end only deletes.
+	InTxn bool
 }
 
 // leaseEnd says whether the change is a delete of a key attached to a
-// lease: the lease's end (revoke or expiry) deleted it. (The traffic never
-// deletes a leased key any other way: docs/robustness.md.)
-func (ch storeChange) leaseEnd() bool { return !ch.Put && ch.Prev != nil && ch.Prev.Lease != 0 }
+// lease by a lease's end (revoke or expiry). The traffic deletes a leased
+// key itself only in a txn that also puts a unique value (the lease-heavy
+// profile's newLeaseKeyDelete), which tells the two apart.
+func (ch storeChange) leaseEnd() bool {
+	return !ch.Put && !ch.InTxn && ch.Prev != nil && ch.Prev.Lease != 0
+}
 
 // storeHistory is the key space at every revision from 1 to Last, and the
 // changes each revision made. It is the reference the client history and
@@ -116,8 +122,11 @@ func readStates(ctx context.Context, cl *clientv3.Client, from, to int64) ([]map
 }
 
 // derive computes the changes of every revision from the states, and
-// reports revisions that change nothing, or several keys other than by a
-// lease's end, or a key without a new mod revision.
+// reports revisions that change nothing, or a key without a new mod
+// revision. A revision that changes several keys must be one client txn
+// (resolve checks that) or one lease's end (checkLeases): a revision with a
+// put marks its deletes InTxn, one without must be deletes by a lease's
+// end only.
 func (h *storeHistory) derive() []anomaly {
 	last := h.Last
 	var anoms []anomaly
@@ -143,13 +152,24 @@ func (h *storeHistory) derive() []anomaly {
 			}
 		}
 		sort.Slice(here, func(i, j int) bool { return here[i].Key < here[j].Key })
+		puts := 0
+		for _, ch := range here {
+			if ch.Put {
+				puts++
+			}
+		}
+		if puts > 0 && len(here) > 1 {
+			for i := range here {
+				here[i].InTxn = true
+			}
+		}
 		switch {
 		case len(here) == 0:
 			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d changes no key", r)})
-		case len(here) > 1:
+		case len(here) > 1 && puts == 0:
 			for _, ch := range here {
 				if !ch.leaseEnd() {
-					anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d changes %d keys, not all deletes by a lease's end: %v", r, len(here), here)})
+					anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("revision %d deletes %d keys, not all by a lease's end: %v", r, len(here), here)})
 					break
 				}
 			}
@@ -190,6 +210,15 @@ func checkReadsAtRevision(ops []*Op, h *storeHistory) []anomaly {
 		if o.Kind == OpList && o.Err == "" {
 			if a, bad := checkList(o, h); bad {
 				anoms = append(anoms, a)
+			}
+			continue
+		}
+		if o.Kind == OpTxn && o.Err == "" && !o.Unknown && !o.Succeeded {
+			for i, r := range o.ReadKVs {
+				kv, ok := h.at(o.Rev, o.Reads[i])
+				if o.Rev > h.Last || ok != r.Found || (ok && (kv.Value != r.Value || kv.Mod != r.ModRev)) {
+					anoms = append(anoms, anomaly{anomReadAtRevision, fmt.Sprintf("%s: the store has %s=%v at revision %d", o, o.Reads[i], kv, o.Rev)})
+				}
 			}
 			continue
 		}

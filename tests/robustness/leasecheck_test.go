@@ -12,6 +12,9 @@ type leaseInfo struct {
 	renewed []*Op // keep-alives that answered a TTL
 	revokes []*Op // revokes sent (acknowledged, failed or unknown)
 	endRev  int64 // the revision its end deleted its keys at (0: none seen)
+	// endSeen is when a watcher first saw that deletion (valid when seen).
+	endSeen time.Duration
+	seen    bool
 }
 
 // leaseEnds groups the store's lease-end deletions by revision: the lease
@@ -40,8 +43,7 @@ type leaseEnd struct {
 // the lease's grant call to the first of: an acknowledged revoke's return,
 // a watcher's receipt of the revision. The per-key model orders them by
 // revision; checkReadsAtRevision pins reads to revisions.
-func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]anomaly, []*Op) {
-	var anoms []anomaly
+func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) (anoms []anomaly, dels []*Op) {
 	leases := map[int64]*leaseInfo{}
 	info := func(id int64) *leaseInfo {
 		if leases[id] == nil {
@@ -63,6 +65,7 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 			info(o.Lease).revokes = append(info(o.Lease).revokes, o)
 		}
 	}
+	defer func() { anoms = append(anoms, checkLeaseAnswers(ops, leases)...) }()
 
 	// Lease ends, revision by revision.
 	var ends []leaseEnd
@@ -139,10 +142,10 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 	}
 
 	// Early expiry, and the lease-delete ops.
-	var dels []*Op
 	for _, end := range ends {
 		li := info(end.lease)
 		seen, observed := seenAt[end.rev]
+		li.endSeen, li.seen = seen, observed
 		var revokedBy *Op
 		for _, rv := range li.revokes {
 			if !observed || rv.Call < seen {
@@ -180,3 +183,138 @@ func checkLeases(ops []*Op, h *storeHistory, seenAt map[int64]time.Duration) ([]
 	}
 	return anoms, dels
 }
+
+// checkLeaseAnswers checks the LeaseTimeToLive and LeaseLeases answers
+// where the history decides them cheaply:
+//
+//   - LeaseTimeToLive is answered by the leader once everything committed
+//     is applied (forwarded there by a follower), so it is linearizable: a
+//     lease answered not found (TTL -1) is not renewed afterwards (a
+//     keep-alive called after the answer returned that answered a TTL),
+//     and, if no revoke of it was sent before the answer returned, the
+//     answer came no earlier than its grant or last renewal allows (call +
+//     TTL: no early expiry);
+//   - a lease found answers the TTL its grant answered as the granted TTL,
+//     and a remaining TTL no higher (give or take the election timeout a
+//     new leader extends leases by); it was not revoked (acknowledged) nor
+//     seen ended by a watcher before the question was sent;
+//   - LeaseLeases answers from the member's own state, so: it lists no
+//     lease before its grant was sent, nor one revoked through the same
+//     member before the call, and lists every lease granted through the
+//     same member before the call that a request sent after its return
+//     found alive.
+func checkLeaseAnswers(ops []*Op, leases map[int64]*leaseInfo) []anomaly {
+	var anoms []anomaly
+	bad := func(o *Op, format string, args ...any) {
+		if len(anoms) < 20 {
+			anoms = append(anoms, anomaly{anomLeaseAnswer, o.String() + ": " + fmt.Sprintf(format, args...)})
+		}
+	}
+	// goneBefore says whether the lease was known ended before t.
+	goneBefore := func(li *leaseInfo, t time.Duration) string {
+		for _, rv := range li.revokes {
+			if rv.Err == "" && rv.Return < t {
+				return fmt.Sprintf("revoked by %s", rv)
+			}
+		}
+		if li.seen && li.endSeen < t {
+			return fmt.Sprintf("a watcher saw its end (revision %d) at %.3fs", li.endRev, li.endSeen.Seconds())
+		}
+		return ""
+	}
+	// lastAlive is, per lease, the request sent last that found it alive
+	// (a renewal, or a TimeToLive that found it); aliveAfter says whether
+	// one was sent after t.
+	lastAlive := map[int64]*Op{}
+	for _, o := range ops {
+		alive := o.Err == "" && ((o.Kind == OpKeepAlive && o.TTL > 0) || (o.Kind == OpLeaseTTL && !o.leaseNotFound()))
+		if alive && (lastAlive[o.Lease] == nil || lastAlive[o.Lease].Call < o.Call) {
+			lastAlive[o.Lease] = o
+		}
+	}
+	aliveAfter := func(id int64, _ *leaseInfo, t time.Duration) *Op {
+		if o := lastAlive[id]; o != nil && o.Call > t {
+			return o
+		}
+		return nil
+	}
+	for _, o := range ops {
+		if o.Err != "" {
+			continue
+		}
+		switch o.Kind {
+		case OpLeaseTTL:
+			li := leases[o.Lease]
+			if li == nil {
+				continue
+			}
+			if o.leaseNotFound() {
+				if later := aliveAfter(o.Lease, li, o.Return); later != nil {
+					bad(o, "not found, but alive later: %s", later)
+				}
+				revoked := false
+				for _, rv := range li.revokes {
+					revoked = revoked || rv.Call < o.Return
+				}
+				if li.grant != nil && !revoked {
+					bound, by := li.grant.Call+time.Duration(li.grant.TTL)*time.Second, li.grant
+					for _, ka := range li.renewed {
+						if b := ka.Call + time.Duration(ka.TTL)*time.Second; b > bound && ka.Call < o.Return {
+							bound, by = b, ka
+						}
+					}
+					if o.Return < bound {
+						bad(o, "not found before %.3fs (no revoke sent): expired early after %s", bound.Seconds(), by)
+					}
+				}
+				continue
+			}
+			if li.grant != nil && o.GrantedTTL != li.grant.TTL {
+				bad(o, "granted TTL %d, the grant answered %d", o.GrantedTTL, li.grant.TTL)
+			}
+			// A new leader extends every lease by an election timeout
+			// (1 s in these runs), so the remaining TTL may pass the
+			// granted one by that much.
+			if o.TTL > o.GrantedTTL+2 {
+				bad(o, "remaining TTL above the granted one plus an election timeout")
+			}
+			if why := goneBefore(li, o.Call); why != "" {
+				bad(o, "found, but %s", why)
+			}
+		case OpLeaseList:
+			// LeaseLeases answers from the member's own applied state
+			// (cairn and etcd alike), so only what that member must
+			// already have applied, or cannot have yet, is checked.
+			listed := map[int64]bool{}
+			for _, id := range o.Leases {
+				listed[id] = true
+				li := leases[id]
+				if li == nil {
+					continue
+				}
+				if li.grant != nil && li.grant.Call > o.Return {
+					bad(o, "lists %x before its grant was sent: %s", id, li.grant)
+				}
+				for _, rv := range li.revokes {
+					if rv.Err == "" && rv.Member == o.Member && rv.Return < o.Call {
+						bad(o, "lists %x, revoked through the same member before: %s", id, rv)
+					}
+				}
+			}
+			for id, li := range leases {
+				if listed[id] || li.grant == nil || li.grant.Member != o.Member || li.grant.Return >= o.Call {
+					continue
+				}
+				if later := aliveAfter(id, li, o.Return); later != nil {
+					bad(o, "does not list %x, granted through the same member before and alive later: %s", id, later)
+				}
+			}
+		}
+	}
+	return anoms
+}
+
+// leaseNotFound says whether a TimeToLive answered "no such lease": TTL -1
+// and no granted TTL. (A lease past its expiry but not yet revoked can
+// answer a negative TTL with its granted TTL.)
+func (o *Op) leaseNotFound() bool { return o.TTL == -1 && o.GrantedTTL == 0 }

@@ -3,157 +3,251 @@ package robustness
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 )
 
-// keyState is the model of one key: the per-key register porcupine checks
-// the history against. Revisions are global, so a per-key model knows only
-// bounds on them: Rev is the revision of the key's last change (exact when
-// Exact, else a strict lower bound, after a delete whose outcome was not
-// known took effect).
-type keyState struct {
-	Exists bool
-	Value  string
-	Rev    int64
-	Exact  bool
+// ksState is the whole-keyspace model: every key's value and mod revision,
+// and the store's revision. A state is never changed once built (steps
+// copy it). Every response carries a revision and every change bumps it by
+// exactly one, so a read fits only the state at its revision and a write
+// only the state just before its own: the search is nearly deterministic,
+// which keeps porcupine fast over one partition holding the whole history.
+type ksState struct {
+	Rev int64
+	KV  map[string]ksKV
 }
 
-// keyModel is a per-key model of the etcd-like traffic: the history is
-// partitioned by key (every operation touches one key). An op with
-// Unknown set may or may not have taken effect (two next states); every
-// other op has a known outcome, which must match the state.
-var keyModel = porcupine.NondeterministicModel{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(*Op).Key
-			byKey[k] = append(byKey[k], op)
-		}
-		keys := make([]string, 0, len(byKey))
-		for k := range byKey {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{keyState{Exact: true}} },
+type ksKV struct {
+	Value string
+	Mod   int64
+}
+
+func (s *ksState) with(rev int64, puts map[string]string, dels []string) *ksState {
+	n := &ksState{Rev: rev, KV: make(map[string]ksKV, len(s.KV)+len(puts))}
+	for k, v := range s.KV {
+		n.KV[k] = v
+	}
+	for _, d := range dels {
+		delete(n.KV, d)
+	}
+	for k, v := range puts {
+		n.KV[k] = ksKV{v, rev}
+	}
+	return n
+}
+
+func (s *ksState) String() string {
+	keys := make([]string, 0, len(s.KV))
+	for k := range s.KV {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "rev %d:", s.Rev)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s@%d", k, s.KV[k].Value, s.KV[k].Mod)
+	}
+	return b.String()
+}
+
+// ksModel checks every key operation of a run (gets, puts, deletes,
+// compare-and-sets, multi-op txns, lists and the deletions of lease ends)
+// against one key-value map with its revision. An op with Unknown set (a
+// write the store's history could not settle) may or may not have taken
+// effect: two next states.
+var ksModel = porcupine.NondeterministicModel{
+	Init: func() []any { return []any{&ksState{Rev: 1, KV: map[string]ksKV{}}} },
 	Step: func(state, input, _ any) []any {
-		return step(state.(keyState), input.(*Op))
+		return ksStep(state.(*ksState), input.(*Op))
+	},
+	Equal: func(a, b any) bool {
+		x, y := a.(*ksState), b.(*ksState)
+		if x == y {
+			return true
+		}
+		if x.Rev != y.Rev || len(x.KV) != len(y.KV) {
+			return false
+		}
+		for k, v := range x.KV {
+			if w, ok := y.KV[k]; !ok || w != v {
+				return false
+			}
+		}
+		return true
 	},
 	Hash: func(state any) uint64 {
-		s := state.(keyState)
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%t/%s/%d/%t", s.Exists, s.Value, s.Rev, s.Exact)
-		return h.Sum64()
+		s := state.(*ksState)
+		var h uint64 = uint64(s.Rev) * 0x9e3779b97f4a7c15
+		for k, v := range s.KV { // order-free: xor of per-key hashes
+			f := fnv.New64a()
+			fmt.Fprintf(f, "%s\x00%s\x00%d", k, v.Value, v.Mod)
+			h ^= f.Sum64()
+		}
+		return h
 	},
 	DescribeOperation: func(input, _ any) string { return input.(*Op).describe() },
-	DescribeState: func(state any) string {
-		s := state.(keyState)
-		rev := fmt.Sprint(s.Rev)
-		if !s.Exact {
-			rev = ">" + rev
-		}
-		if !s.Exists {
-			return "absent, last change " + rev
-		}
-		return fmt.Sprintf("%s (mod %s)", s.Value, rev)
-	},
+	DescribeState:     func(state any) string { return state.(*ksState).String() },
 }
 
-// step returns the states the key may be in after op, none if op's outcome
-// is impossible in s.
-func step(s keyState, op *Op) []any {
+// ksStep returns the states the store may be in after op, none if op's
+// answer is impossible in s.
+func ksStep(s *ksState, op *Op) []any {
+	next := s.Rev + 1
 	if op.Unknown {
+		// Left unknown: a delete the store's history could not settle,
+		// or a hand-made history's write. It may have happened, at the
+		// next revision, or not at all.
+		out := []any{s}
 		switch op.Kind {
 		case OpPut:
-			// Left unknown only by hand-made histories (validation
-			// resolves every put by its unique value).
-			return []any{s, keyState{Exists: true, Value: op.Value, Rev: s.Rev}}
+			out = append(out, s.with(next, map[string]string{op.Key: op.Value}, nil))
 		case OpDelete:
-			if s.Exists {
-				return []any{s, keyState{Rev: s.Rev}}
+			if _, ok := s.KV[op.Key]; ok {
+				out = append(out, s.with(next, nil, []string{op.Key}))
 			}
-			return []any{s}
-		case OpCAS:
-			if h, sure := casHolds(s, op); h || !sure {
-				return []any{s, keyState{Exists: true, Value: op.Value, Rev: s.Rev}}
+		case OpCAS, OpTxn:
+			if ksHolds(s, op) {
+				out = append(out, s.with(next, txnPuts(op), op.txnDels()))
 			}
-			return []any{s}
 		}
-		return nil
+		return out
 	}
 	switch op.Kind {
 	case OpGet:
-		if readMatches(s, op) {
+		if op.Rev == s.Rev && ksReadMatches(s, op.Key, op.Found, op.Got, op.ModRev) {
+			return []any{s}
+		}
+	case OpList:
+		if op.Rev == s.Rev && ksListMatches(s, op) {
 			return []any{s}
 		}
 	case OpPut:
-		if op.Rev > s.Rev {
-			return []any{keyState{Exists: true, Value: op.Value, Rev: op.Rev, Exact: true}}
-		}
-	case OpLeaseDelete:
-		// A lease's end deleted the key at op.Rev (the store says so);
-		// its time is known only within bounds.
-		if s.Exists && op.Rev > s.Rev {
-			return []any{keyState{Rev: op.Rev, Exact: true}}
+		if op.Rev == next {
+			return []any{s.with(next, map[string]string{op.Key: op.Value}, nil)}
 		}
 	case OpDelete:
-		if op.Deleted == 0 && !s.Exists && op.Rev >= s.Rev {
+		_, ok := s.KV[op.Key]
+		switch {
+		case op.Deleted == 0 && !ok && op.Rev == s.Rev:
+			return []any{s}
+		case op.Deleted == 1 && ok && op.Rev == next:
+			return []any{s.with(next, nil, []string{op.Key})}
+		}
+	case OpLeaseDelete:
+		// One op for all the keys a lease's end deleted (grouped by
+		// checkLinearizable): they all exist and go in one revision.
+		for _, d := range op.Dels {
+			if _, ok := s.KV[d]; !ok {
+				return nil
+			}
+		}
+		if op.Rev == next {
+			return []any{s.with(next, nil, op.Dels)}
+		}
+	case OpCAS, OpTxn:
+		holds := ksHolds(s, op)
+		if op.Succeeded != holds {
+			return nil
+		}
+		if !op.Succeeded {
+			if op.Rev != s.Rev {
+				return nil
+			}
+			if op.Kind == OpCAS {
+				if ksReadMatches(s, op.Key, op.Found, op.Got, op.ModRev) {
+					return []any{s}
+				}
+				return nil
+			}
+			for i, r := range op.ReadKVs {
+				if !ksReadMatches(s, op.Reads[i], r.Found, r.Value, r.ModRev) {
+					return nil
+				}
+			}
 			return []any{s}
 		}
-		if op.Deleted == 1 && s.Exists && op.Rev > s.Rev {
-			return []any{keyState{Rev: op.Rev, Exact: true}}
+		if op.Rev != next {
+			return nil
 		}
-	case OpCAS:
-		holds, sure := casHolds(s, op)
-		if op.Succeeded && (holds || !sure) && op.Rev > s.Rev {
-			return []any{keyState{Exists: true, Value: op.Value, Rev: op.Rev, Exact: true}}
+		for i, d := range op.Dels {
+			_, ok := s.KV[d]
+			if i < len(op.DelCounts) && (op.DelCounts[i] == 1) != ok {
+				return nil
+			}
 		}
-		if !op.Succeeded && (!holds || !sure) && readMatches(s, op) {
-			return []any{s}
-		}
+		return []any{s.with(next, txnPuts(op), op.Dels)}
 	}
 	return nil
 }
 
-// casHolds says whether op's compare holds in s, and whether s knows: a
-// mod revision compare on a key that exists with a mod revision known only
-// as a lower bound (after a write of unknown outcome) could go either way.
-// A missing key's mod revision is 0.
-func casHolds(s keyState, op *Op) (holds, sure bool) {
-	if !op.ByRev {
-		return s.Exists && s.Value == op.Expect, true
+// ksHolds says whether all of op's compares hold in s (a cas is a txn of
+// one compare).
+func ksHolds(s *ksState, op *Op) bool {
+	cmps := op.Cmps
+	if op.Kind == OpCAS {
+		cmps = []txnCmp{{Key: op.Key, ByRev: op.ByRev, ModRev: op.ExpectRev, Value: op.Expect}}
 	}
-	if !s.Exists {
-		return op.ExpectRev == 0, true
+	for _, c := range cmps {
+		kv, ok := s.KV[c.Key]
+		switch {
+		case c.ByRev && !ok:
+			if c.ModRev != 0 {
+				return false
+			}
+		case c.ByRev:
+			if kv.Mod != c.ModRev {
+				return false
+			}
+		case !ok || kv.Value != c.Value:
+			return false
+		}
 	}
-	if !s.Exact {
-		return false, false
-	}
-	return s.Rev == op.ExpectRev, true
+	return true
 }
 
-// readMatches says whether a read (a get, or a failed cas's else branch)
-// could have been served in state s: same presence and value, the key's
-// mod revision, and a header revision not before the key's last change.
-func readMatches(s keyState, op *Op) bool {
-	if op.Found != s.Exists || op.Rev < s.Rev {
+// txnPuts is what a successful cas or txn writes.
+func txnPuts(op *Op) map[string]string {
+	if op.Kind == OpCAS {
+		return map[string]string{op.Key: op.Value}
+	}
+	out := make(map[string]string, len(op.Puts))
+	for _, p := range op.Puts {
+		out[p.Key] = p.Value
+	}
+	return out
+}
+
+func (o *Op) txnDels() []string {
+	if o.Kind == OpTxn {
+		return o.Dels
+	}
+	return nil
+}
+
+func ksReadMatches(s *ksState, key string, found bool, value string, mod int64) bool {
+	kv, ok := s.KV[key]
+	if ok != found {
 		return false
 	}
-	if !op.Found {
-		return true
+	return !ok || (kv.Value == value && kv.Mod == mod)
+}
+
+// ksListMatches says whether a list's pages together are exactly the keys
+// under its prefix in s, in order, and its count their number.
+func ksListMatches(s *ksState, op *Op) bool {
+	var want []listedKV
+	for k, kv := range s.KV {
+		if strings.HasPrefix(k, op.Key) {
+			want = append(want, listedKV{k, kv.Value, kv.Mod})
+		}
 	}
-	if op.Got != s.Value {
-		return false
-	}
-	return !s.Exact || op.ModRev == s.Rev
+	slices.SortFunc(want, func(a, b listedKV) int { return strings.Compare(a.Key, b.Key) })
+	return op.Count == int64(len(want)) && slices.Equal(want, op.Listed)
 }
 
 // linearizability is the outcome of a porcupine check.
@@ -162,27 +256,214 @@ type linearizability struct {
 	Ops      int           // operations checked
 	Duration time.Duration // checker time
 	Info     porcupine.LinearizationInfo
+	Detail   string // an illegal history found before porcupine ran (tighten)
 }
 
-// checkLinearizable runs porcupine over the ops (failed reads dropped,
-// writes of unknown outcome returning never) with a timeout; a timeout
-// gives porcupine.Unknown, which the caller counts as a failure.
-func checkLinearizable(ops []*Op, timeout time.Duration) linearizability {
-	var hist []porcupine.Operation
+// ksChecked says whether the whole-keyspace model takes op: key reads and
+// writes, lists, txns and lease-end deletions; lease requests are checked
+// apart (leasecheck_test.go), failed reads carry nothing.
+func ksChecked(o *Op) bool {
+	if o.Failed() {
+		return false
+	}
+	switch o.Kind {
+	case OpGet, OpPut, OpDelete, OpCAS, OpTxn, OpList, OpLeaseDelete:
+		return true
+	}
+	return false
+}
+
+// revOrder is where op must sit in any linearization the exact model
+// accepts: a change at revision R at 2R, a read at R (or a delete that
+// found nothing) at 2R+1, after R's change and before R+1's. Ops without a
+// known revision (an unknown write) have none.
+func revOrder(o *Op) (int64, bool) {
+	if o.Unknown || o.Rev == 0 {
+		return 0, false
+	}
+	if o.Changes() {
+		return 2 * o.Rev, true
+	}
+	return 2*o.Rev + 1, true
+}
+
+// tighten narrows the ops' call times by the revision order, which every
+// linearization the model accepts follows: an op placed after another must
+// take effect after that one's call, so its effective call is at least the
+// latest call of every op ordered before it — and, here, just after it,
+// so porcupine, which tries ops in call order, meets them in revision
+// order and hardly ever backtracks. This is what keeps one partition of
+// thousands of operations fast. Times are doubled, a return put 1 after
+// its instant, so "just after" fits between two nanoseconds: calls[o] and
+// rets[o] are porcupine's times. If an op ordered before another was
+// called after that one returned, the history is not linearizable, and
+// tighten says which two.
+func tighten(ops []*Op) (calls, rets map[*Op]int64, bad string) {
+	type ord struct {
+		o   *Op
+		key int64
+	}
+	calls, rets = make(map[*Op]int64, len(ops)), make(map[*Op]int64, len(ops))
+	var sorted []ord
 	for _, o := range ops {
-		if o.Failed() || !o.IsKeyOp() {
+		calls[o] = 2 * int64(o.Call)
+		rets[o] = int64(never)
+		if o.Return != never {
+			rets[o] = 2*int64(o.Return) + 1
+		}
+		if k, ok := revOrder(o); ok {
+			sorted = append(sorted, ord{o, k})
+		}
+	}
+	slices.SortStableFunc(sorted, func(a, b ord) int { return cmpInt(a.key, b.key) })
+	var natural time.Duration = -1 // latest real call of the groups before
+	var naturalOp *Op
+	var prefix int64 = -1 // latest effective call of the groups before
+	for i := 0; i < len(sorted); {
+		j := i
+		for j < len(sorted) && sorted[j].key == sorted[i].key {
+			j++
+		}
+		for _, e := range sorted[i:j] {
+			if natural > e.o.Return {
+				return nil, nil, fmt.Sprintf("%s must take effect after %s (by their revisions), which was called after it returned", e.o, naturalOp)
+			}
+			calls[e.o] = min(max(calls[e.o], prefix+1), rets[e.o])
+		}
+		for _, e := range sorted[i:j] {
+			if e.o.Call > natural {
+				natural, naturalOp = e.o.Call, e.o
+			}
+			prefix = max(prefix, calls[e.o])
+		}
+		i = j
+	}
+	return calls, rets, ""
+}
+
+// replay decides the history outright when every op has a known revision:
+// the model accepts ops only in revision order (reads of one revision in
+// any order among themselves), and tighten has checked that this order
+// agrees with real time, so the history is linearizable exactly when the
+// ops, replayed in that order, each fit the model. It returns why not, or
+// "" (also when some op has no revision, and porcupine alone decides).
+// Porcupine still runs on a history replay accepts; replay spares it the
+// exhaustive search an illegal history of thousands of ops would need.
+func replay(ops []*Op) string {
+	type ord struct {
+		o   *Op
+		key int64
+	}
+	sorted := make([]ord, 0, len(ops))
+	for _, o := range ops {
+		k, ok := revOrder(o)
+		if !ok {
+			return ""
+		}
+		sorted = append(sorted, ord{o, k})
+	}
+	slices.SortStableFunc(sorted, func(a, b ord) int {
+		if c := cmpInt(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmpDur(a.o.Call, b.o.Call)
+	})
+	s := ksModel.Init()[0].(*ksState)
+	for _, e := range sorted {
+		next := ksStep(s, e.o)
+		if len(next) != 1 {
+			var keys []string
+			switch e.o.Kind {
+			case OpTxn:
+				for _, c := range e.o.Cmps {
+					keys = append(keys, c.Key)
+				}
+				for _, p := range e.o.Puts {
+					keys = append(keys, p.Key)
+				}
+				keys = append(append(keys, e.o.Dels...), e.o.Reads...)
+			case OpLeaseDelete:
+				keys = e.o.Dels
+			default:
+				keys = []string{e.o.Key}
+			}
+			var st []string
+			for _, k := range keys {
+				if kv, ok := s.KV[k]; ok {
+					st = append(st, fmt.Sprintf("%s=%s@%d", k, kv.Value, kv.Mod))
+				} else {
+					st = append(st, k+" absent")
+				}
+			}
+			if e.o.Kind == OpList {
+				st = []string{s.String()}
+			}
+			return fmt.Sprintf("%s does not fit the store as the history before it leaves it, at revision %d: %s", e.o, s.Rev, strings.Join(st, ", "))
+		}
+		s = next[0].(*ksState)
+	}
+	return ""
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// checkLinearizable runs porcupine with the whole-keyspace model over the
+// ops (failed reads dropped, writes of unknown outcome returning never, the
+// per-key lease-delete ops of one lease end grouped into one, call times
+// tightened by the revision order) with a timeout; a timeout gives
+// porcupine.Unknown, which the caller counts as a failure.
+func checkLinearizable(ops []*Op, timeout time.Duration) linearizability {
+	return checkLinearizableWith(ops, timeout, true)
+}
+
+// checkLinearizableWith is checkLinearizable, with replay's decision of an
+// illegal history left to porcupine when withReplay is false (the
+// self-tests check that porcupine's model rejects what replay rejects).
+func checkLinearizableWith(ops []*Op, timeout time.Duration, withReplay bool) linearizability {
+	start := time.Now()
+	var in []*Op
+	ends := map[int64]*Op{}
+	for _, o := range ops {
+		if !ksChecked(o) {
 			continue
 		}
-		ret := int64(o.Return)
+		if o.Kind == OpLeaseDelete {
+			if e := ends[o.Rev]; e != nil {
+				e.Dels = append(e.Dels, o.Key)
+				continue
+			}
+			e := *o
+			e.Key, e.Dels = "", []string{o.Key}
+			ends[o.Rev] = &e
+			o = &e
+		}
+		in = append(in, o)
+	}
+	calls, rets, bad := tighten(in)
+	if bad == "" && withReplay {
+		bad = replay(in)
+	}
+	if bad != "" {
+		return linearizability{Result: porcupine.Illegal, Ops: len(in), Duration: time.Since(start), Detail: bad}
+	}
+	hist := make([]porcupine.Operation, 0, len(in))
+	for _, o := range in {
 		hist = append(hist, porcupine.Operation{
-			ClientId: o.Client,
+			ClientId: max(o.Client, 0),
 			Input:    o,
-			Call:     int64(o.Call),
+			Call:     calls[o],
 			Output:   o,
-			Return:   ret,
+			Return:   rets[o],
 		})
 	}
-	start := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(keyModel.ToModel(), hist, timeout)
+	res, info := porcupine.CheckOperationsVerbose(ksModel.ToModel(), hist, timeout)
 	return linearizability{Result: res, Ops: len(hist), Duration: time.Since(start), Info: info}
 }

@@ -23,11 +23,17 @@ const (
 	// the next ones pinned to Rev, each from after the last key, as
 	// Kubernetes lists.
 	OpList OpKind = "list"
+	// OpTxn is a multi-op transaction on several keys (txn_test.go):
+	// If(Cmps) Then(Put each of Puts, Delete each of Dels) Else(Get each
+	// of Reads). Every put writes a unique value.
+	OpTxn OpKind = "txn"
 
 	// Lease traffic. A put with a lease is an OpPut with Lease set.
-	OpLeaseGrant  OpKind = "grant"     // LeaseGrant(TTL): Lease, TTL are the answer
-	OpLeaseRevoke OpKind = "revoke"    // LeaseRevoke(Lease)
-	OpKeepAlive   OpKind = "keepalive" // one LeaseKeepAlive round trip: TTL is the answer
+	OpLeaseGrant  OpKind = "grant"      // LeaseGrant(TTL): Lease, TTL are the answer
+	OpLeaseRevoke OpKind = "revoke"     // LeaseRevoke(Lease)
+	OpKeepAlive   OpKind = "keepalive"  // one LeaseKeepAlive round trip: TTL is the answer
+	OpLeaseTTL    OpKind = "timetolive" // LeaseTimeToLive(Lease): TTL (-1: not found) and GrantedTTL are the answer
+	OpLeaseList   OpKind = "leases"     // LeaseLeases: Leases is the answer
 	// OpLeaseDelete is not a client request: validation adds one per key a
 	// lease's end deleted (revoke or expiry), at the revision the store
 	// shows, so the per-key model accounts for it (see docs/robustness.md).
@@ -59,6 +65,17 @@ type Op struct {
 	Count     int64      // list: the first page's count (keys under the prefix at Rev)
 	Pages     int        // list: pages read
 
+	// txn (OpTxn).
+	Cmps      []txnCmp
+	Puts      []txnPut  // then: puts, each of a unique value
+	Dels      []string  // then: deletes
+	Reads     []string  // else: gets
+	ReadKVs   []txnRead // else, when it ran: what each get read
+	DelCounts []int64   // then, when it ran: keys each delete deleted
+
+	GrantedTTL int64   // timetolive: the granted TTL answered
+	Leases     []int64 // leases: the IDs answered
+
 	Call   time.Duration
 	Return time.Duration // never: the effect, if any, may come at any time
 
@@ -79,7 +96,13 @@ type Op struct {
 }
 
 // IsWrite says whether the op may change the store.
-func (o *Op) IsWrite() bool { return o.Kind != OpGet && o.Kind != OpKeepAlive && o.Kind != OpList }
+func (o *Op) IsWrite() bool {
+	switch o.Kind {
+	case OpGet, OpKeepAlive, OpList, OpLeaseTTL, OpLeaseList:
+		return false
+	}
+	return true
+}
 
 // listedKV is one key a list returned.
 type listedKV struct {
@@ -91,7 +114,7 @@ type listedKV struct {
 // in the per-key linearizability check); lease requests are checked apart.
 func (o *Op) IsKeyOp() bool {
 	switch o.Kind {
-	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive, OpList:
+	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive, OpList, OpTxn, OpLeaseTTL, OpLeaseList:
 		return false
 	}
 	return true
@@ -109,7 +132,7 @@ func (o *Op) Changes() bool {
 		return true
 	case OpDelete:
 		return o.Deleted > 0
-	case OpCAS:
+	case OpCAS, OpTxn:
 		return o.Succeeded
 	case OpLeaseDelete:
 		return true
@@ -158,6 +181,12 @@ func (o *Op) describe() string {
 		}
 	case OpList:
 		fmt.Fprintf(&b, "list %s* limit %d", o.Key, o.Limit)
+	case OpTxn:
+		b.WriteString(o.describeTxn())
+	case OpLeaseTTL:
+		fmt.Fprintf(&b, "lease timetolive %x", o.Lease)
+	case OpLeaseList:
+		b.WriteString("lease leases")
 	}
 	b.WriteString(" → ")
 	switch {
@@ -177,6 +206,12 @@ func (o *Op) describe() string {
 			fmt.Fprintf(&b, "lease %x TTL %d", o.Lease, o.TTL)
 		case OpKeepAlive:
 			fmt.Fprintf(&b, "TTL %d", o.TTL)
+		case OpLeaseTTL:
+			fmt.Fprintf(&b, "TTL %d granted %d", o.TTL, o.GrantedTTL)
+		case OpLeaseList:
+			fmt.Fprintf(&b, "%d leases %x", len(o.Leases), o.Leases)
+		case OpTxn:
+			b.WriteString(o.describeTxnResult())
 		case OpDelete:
 			fmt.Fprintf(&b, "deleted %d", o.Deleted)
 		case OpList:

@@ -36,6 +36,8 @@ var shortScenarios = []scenario{
 	// point and disk fault).
 	{TargetCairn, 3, faultCrashPrefix + failpoint.WALBeforeFsync, 1},
 	{TargetCairn, 3, FaultDiskFsyncError, 2},
+	// The seed picks the lease-heavy profile (with compaction).
+	{TargetCairn, 3, FaultPauseLeader, 17},
 }
 
 // TestRobustness runs the short mode. CAIRN_ROBUSTNESS=long runs the

@@ -78,6 +78,8 @@ type runResult struct {
 	UnknownApplied int // ... of which the store shows took effect
 	UnknownBounded int // ... of which a watcher saw, which bounds their return time
 	LeaseEnds      int // leases whose end deleted keys
+	Txns           int // multi-op txns answered (either branch)
+	LeaseAnswers   int // LeaseTimeToLive and LeaseLeases answers checked
 	Watch          watchStats
 	Checked        int // operations porcupine checked
 	Revisions      int64
@@ -113,9 +115,9 @@ func (r *runResult) onlyLowLoad() bool {
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d lease ends, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d multi-op txns, %d lease ends, %d lease answers, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
 		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.LeaseEnds, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+		r.Revisions, r.Txns, r.LeaseEnds, r.LeaseAnswers, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.V2 != nil {
 		fmt.Fprintf(&b, "; v2: %d events in the history, %d watchers, %d waitIndex polls checked", r.V2.Events, r.V2.Watchers, r.V2.Polls)
@@ -206,9 +208,16 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	res.Timeout = cfg.Traffic.Timeout
 	// One run in three uses the Kubernetes-like profile; a stream of its
 	// own keeps the seed's other choices as they were.
-	if !cfg.FixedTraffic && rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0 {
+	// Of the others, one in four uses the lease-heavy profile (again a
+	// stream of its own).
+	if !cfg.FixedTraffic {
 		timeout := cfg.Traffic.Timeout
-		cfg.Traffic = kubernetesTraffic
+		switch {
+		case rand.New(rand.NewPCG(sc.Seed, 0x6b38)).IntN(3) == 0:
+			cfg.Traffic = kubernetesTraffic
+		case rand.New(rand.NewPCG(sc.Seed, 0x1ea5)).IntN(4) == 0:
+			cfg.Traffic = leaseTraffic
+		}
 		cfg.Traffic.Timeout = timeout
 	}
 	// Half the runs compact as they go (again a stream of its own).
@@ -283,6 +292,14 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	ops := rec.history()
 	res.Ops = len(ops)
 	for _, o := range ops {
+		if o.Err == "" {
+			switch o.Kind {
+			case OpTxn:
+				res.Txns++
+			case OpLeaseTTL, OpLeaseList:
+				res.LeaseAnswers++
+			}
+		}
 		switch {
 		case o.Unknown:
 			res.Unknown++
@@ -312,9 +329,9 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	if err := writeHistory(filepath.Join(res.Dir, "history.txt"), header, ops, in.events); err != nil {
 		t.Logf("write history: %v", err)
 	}
-	if lin.Result == porcupine.Illegal {
+	if lin.Result == porcupine.Illegal && lin.Detail == "" {
 		path := filepath.Join(res.Dir, "linearizability.html")
-		if err := porcupine.VisualizePath(keyModel.ToModel(), lin.Info, path); err == nil {
+		if err := porcupine.VisualizePath(ksModel.ToModel(), lin.Info, path); err == nil {
 			t.Logf("porcupine's visualization: %s", path)
 		}
 	}
@@ -372,6 +389,10 @@ func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int6
 	res.Checked, res.CheckerTime = lin.Ops, lin.Duration
 	switch lin.Result {
 	case porcupine.Illegal:
+		if lin.Detail != "" {
+			res.add(anomaly{anomNotLinearizable, lin.Detail})
+			break
+		}
 		res.add(anomaly{anomNotLinearizable, "see history.txt and linearizability.html"})
 	case porcupine.Unknown:
 		res.add(anomaly{anomCheckerTimeout, fmt.Sprintf("no answer in %v", cfg.CheckTimeout)})

@@ -34,6 +34,10 @@ type trafficConfig struct {
 	KeptTTL, ShortTTL int64
 	KeepAlive         time.Duration
 	KeptPercent       int // of the leases granted, how many are kept alive
+	// KeepFor, when set, stops each kept lease's keep-alives after a
+	// random time up to KeepFor (at least a quarter of it), so kept leases
+	// expire too (the lease-heavy profile).
+	KeepFor time.Duration
 	// SerializableGets sends gets as serializable reads while the checkers
 	// still take them for linearizable ones: only the harness's end-to-end
 	// self-test sets it, to show that stale reads are caught.
@@ -46,7 +50,7 @@ var defaultTraffic = trafficConfig{
 	Keys:             10,
 	RatePerClient:    150,
 	Timeout:          2 * time.Second,
-	Weights: map[OpKind]int{OpGet: 40, OpPut: 25, OpDelete: 8, OpCAS: 15,
+	Weights: map[OpKind]int{OpGet: 35, OpPut: 25, OpDelete: 8, OpCAS: 15, OpTxn: 5,
 		opPutLease: 8, OpLeaseGrant: 2, OpLeaseRevoke: 2},
 	LeaseKeys:   5,
 	KeptTTL:     5,
@@ -74,8 +78,36 @@ var kubernetesTraffic = func() trafficConfig {
 	return c
 }()
 
+// opLeaseDetach is a weight only: a put without a lease on a lease key,
+// which moves the key off its lease.
+const opLeaseDetach OpKind = "put-detach"
+
+// opLeaseKeyDelete is a weight only: a client's delete of a lease key, sent
+// as a txn with a marker put (newLeaseKeyDelete).
+const opLeaseKeyDelete OpKind = "delete-lease-key"
+
+// leaseTraffic is the lease-heavy profile: many short leases (TTL 2 or 3
+// s), most keys attached to one, keep-alives every 0.5 s that stop after a
+// while so kept leases expire too, revokes, lease keys moved to no lease or
+// deleted by clients, and LeaseTimeToLive and LeaseLeases questions whose
+// answers are checked (leasecheck_test.go).
+var leaseTraffic = func() trafficConfig {
+	c := defaultTraffic
+	c.Profile = "lease"
+	c.Weights = map[OpKind]int{OpGet: 16, OpList: 6, OpPut: 6, OpCAS: 4, OpTxn: 3,
+		opPutLease: 25, opLeaseDetach: 5, opLeaseKeyDelete: 5,
+		OpLeaseGrant: 10, OpLeaseRevoke: 7, OpLeaseTTL: 10, OpLeaseList: 3}
+	c.LeaseKeys = 10
+	c.KeptTTL, c.ShortTTL = 3, 2
+	c.KeepAlive = 500 * time.Millisecond
+	c.KeptPercent = 60
+	c.KeepFor = 4 * time.Second
+	return c
+}()
+
 // opKinds is the order pick walks the weights in.
-var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke, opCASRev, OpList}
+var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke, opCASRev, OpList,
+	OpTxn, opLeaseDetach, opLeaseKeyDelete, OpLeaseTTL, OpLeaseList}
 
 // recorder collects operations from every client.
 type recorder struct {
@@ -120,6 +152,7 @@ type trafficClient struct {
 	lastRev map[string]int64
 	prefix  string // makes values unique across runs sharing a data dir
 	leases  *clientLeases
+	granted []int64 // every lease this client was granted, for timetolive
 }
 
 // clientLeases are the leases a client granted and has not revoked; its
@@ -130,8 +163,9 @@ type clientLeases struct {
 }
 
 type clientLease struct {
-	id   int64
-	kept bool
+	id        int64
+	kept      bool
+	keepUntil time.Time // zero: for ever
 }
 
 func (cl *clientLeases) add(l clientLease) {
@@ -170,8 +204,9 @@ func (cl *clientLeases) kept() []int64 {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	var out []int64
+	now := time.Now()
 	for _, l := range cl.live {
-		if l.kept {
+		if l.kept && (l.keepUntil.IsZero() || now.Before(l.keepUntil)) {
 			out = append(out, l.id)
 		}
 	}
@@ -186,13 +221,13 @@ func leaseKey(i int) string { return fmt.Sprintf("kl%d", i) }
 // puts with a lease (and reads), the others the rest.
 func (tc *trafficClient) keyFor(kind OpKind) string {
 	switch kind {
-	case opPutLease:
+	case opPutLease, opLeaseDetach:
 		return leaseKey(tc.rnd.IntN(tc.cfg.LeaseKeys))
 	case OpGet:
 		if n := tc.rnd.IntN(tc.cfg.Keys + tc.cfg.LeaseKeys); n >= tc.cfg.Keys {
 			return leaseKey(n - tc.cfg.Keys)
 		}
-	case OpLeaseGrant, OpLeaseRevoke:
+	case OpLeaseGrant, OpLeaseRevoke, OpTxn, opLeaseKeyDelete, OpLeaseTTL, OpLeaseList:
 		return ""
 	case OpList:
 		// Everything, the lease keys, or one decade.
@@ -269,6 +304,22 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 		return o
 	case opCASRev:
 		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpCAS, ByRev: true, Key: k})
+	case OpTxn:
+		return tc.doOp(tc.newTxn())
+	case opLeaseKeyDelete:
+		return tc.doOp(tc.newLeaseKeyDelete())
+	case opLeaseDetach:
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpPut, Key: k})
+	case OpLeaseTTL:
+		if len(tc.granted) == 0 {
+			kind = OpLeaseGrant
+			break
+		}
+		// One of the client's last leases, live or ended.
+		id := tc.granted[max(0, len(tc.granted)-1-tc.rnd.IntN(8))]
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpLeaseTTL, Lease: id})
+	case OpLeaseList:
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpLeaseList})
 	case OpList:
 		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpList, Key: k, Limit: int64(1 + tc.rnd.IntN(4))})
 	case OpLeaseRevoke:
@@ -288,7 +339,12 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 		}
 		tc.doOp(o)
 		if o.Err == "" {
-			tc.leases.add(clientLease{id: o.Lease, kept: kept})
+			l := clientLease{id: o.Lease, kept: kept}
+			if kept && tc.cfg.KeepFor > 0 {
+				l.keepUntil = time.Now().Add(tc.cfg.KeepFor/4 + time.Duration(tc.rnd.Int64N(int64(tc.cfg.KeepFor*3/4))))
+			}
+			tc.leases.add(l)
+			tc.granted = append(tc.granted, o.Lease)
 		}
 		return o
 	}
@@ -301,6 +357,10 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 	if kind == OpPut || kind == OpCAS {
 		tc.seq++
 		o.Value = fmt.Sprintf("%sc%d-%d", tc.prefix, tc.id, tc.seq)
+	}
+	for i := range o.Puts {
+		tc.seq++
+		o.Puts[i].Value = fmt.Sprintf("%sc%d-%d", tc.prefix, tc.id, tc.seq)
 	}
 	if kind == OpCAS && o.ByRev {
 		o.ExpectRev = tc.lastRev[k]
@@ -327,6 +387,8 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 		return o
 	}
 	switch {
+	case kind == OpTxn:
+		tc.noteTxn(o)
 	case kind == OpList:
 		for _, kv := range o.Listed {
 			tc.last[kv.Key], tc.lastRev[kv.Key] = kv.Value, kv.ModRev
@@ -393,6 +455,23 @@ func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool)
 			return err
 		}
 		o.Rev, o.Deleted = r.Header.Revision, r.Deleted
+	case OpTxn:
+		return executeTxn(ctx, cl, o)
+	case OpLeaseTTL:
+		r, err := cl.TimeToLive(ctx, clientv3.LeaseID(o.Lease))
+		if err != nil {
+			return err
+		}
+		o.Rev, o.TTL, o.GrantedTTL = r.ResponseHeader.Revision, r.TTL, r.GrantedTTL
+	case OpLeaseList:
+		r, err := cl.Leases(ctx)
+		if err != nil {
+			return err
+		}
+		o.Rev = r.ResponseHeader.Revision
+		for _, l := range r.Leases {
+			o.Leases = append(o.Leases, int64(l.ID))
+		}
 	case OpList:
 		end := clientv3.GetPrefixRangeEnd(o.Key)
 		from := o.Key

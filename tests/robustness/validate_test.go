@@ -47,6 +47,7 @@ const (
 	anomLeaseEarly     = "lease: expired before its TTL"
 	anomLeaseLeftKey   = "lease: key left after the lease ended"
 	anomLeaseRevokeRev = "lease: revoke answered before its deletion"
+	anomLeaseAnswer    = "lease: TimeToLive or Leases answer contradicts the history"
 )
 
 type anomaly struct {
@@ -59,20 +60,24 @@ func (a anomaly) String() string { return a.Kind + ": " + a.Detail }
 // resolve matches the history against the store's changes: every
 // acknowledged write must be there at its revision, nothing may be there
 // that no client wrote, and each unknown write is settled where the store
-// tells (values are unique): a put or cas found in the store took effect at
-// that revision (it stays open-ended in time), one not found had no effect
-// and is dropped; unknown deletes are dropped for keys the store shows no
-// unexplained delete of. It returns the ops to check.
+// tells (values are unique): a put, cas or txn found in the store took
+// effect at that revision (it stays open-ended in time), one not found had
+// no effect and is dropped; a delete of a key the store shows and no
+// acknowledged op explains is settled on an unknown delete of that key, the
+// unknown deletes left had no effect. So every op this returns has a known
+// revision. A revision that changes several keys
+// must be exactly one txn's writes (or a lease's end, the lease checker's).
+// It returns the ops to check.
 func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	var anoms []anomaly
 	byValue := map[string]storeChange{}
-	deletes := map[int64]storeChange{}
+	atRev := map[int64][]storeChange{}
 	for _, ch := range changes {
 		if ch.leaseEnd() {
 			continue // the lease checker's (lease.go)
 		}
+		atRev[ch.Rev] = append(atRev[ch.Rev], ch)
 		if !ch.Put {
-			deletes[ch.Rev] = ch
 			continue
 		}
 		if prev, dup := byValue[ch.Value]; dup {
@@ -82,19 +87,29 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 		byValue[ch.Value] = ch
 	}
 	claimed := map[int64]bool{}
-	unknownDeletes := map[string]int{}
+	// single checks that a revision a one-key write claims changes only
+	// that key.
+	single := func(o *Op, rev int64) {
+		if n := len(atRev[rev]); n > 1 {
+			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("%s: its revision %d changes %d keys: %v", o, rev, n, atRev[rev])})
+		}
+	}
+	unknownDeletes := map[string][]*Op{}
 	for _, o := range ops {
-		if o.Failed() || o.Kind == OpGet || !o.IsKeyOp() {
+		if o.Failed() || o.Kind == OpGet || (!o.IsKeyOp() && o.Kind != OpTxn) {
 			continue
 		}
 		switch {
+		case o.Kind == OpTxn:
+			anoms = append(anoms, resolveTxn(o, byValue, atRev, claimed)...)
 		case o.Kind == OpDelete && o.Unknown:
-			unknownDeletes[o.Key]++
+			unknownDeletes[o.Key] = append(unknownDeletes[o.Key], o)
 		case o.Kind == OpDelete && o.Deleted > 0:
-			ch, ok := deletes[o.Rev]
-			if !ok || ch.Key != o.Key {
+			chs := atRev[o.Rev]
+			if len(chs) == 0 || chs[0].Put || chs[0].Key != o.Key {
 				anoms = append(anoms, anomaly{anomLostWrite, fmt.Sprintf("%s: no delete of %s at revision %d", o, o.Key, o.Rev)})
 			}
+			single(o, o.Rev)
 			claimed[o.Rev] = true
 		case o.Kind == OpDelete:
 		case o.Kind == OpCAS && !o.Unknown && !o.Succeeded:
@@ -106,6 +121,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 			ch, ok := byValue[o.Value]
 			if ok {
 				claimed[ch.Rev] = true
+				single(o, ch.Rev)
 			}
 			switch {
 			case o.Unknown && ok:
@@ -123,7 +139,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 			}
 		}
 	}
-	unexplained := map[string]int{}
+	unexplained := map[string][]int64{} // revisions, in order
 	for _, ch := range changes {
 		if claimed[ch.Rev] || ch.leaseEnd() {
 			continue
@@ -132,19 +148,36 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%s=%s at revision %d", ch.Key, ch.Value, ch.Rev)})
 			continue
 		}
-		unexplained[ch.Key]++
+		if ch.InTxn {
+			continue // its revision's put is reported above
+		}
+		unexplained[ch.Key] = append(unexplained[ch.Key], ch.Rev)
 	}
-	for k, n := range unexplained {
-		if n > unknownDeletes[k] {
-			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", n, k, unknownDeletes[k])})
+	// Each delete no acknowledged op explains is settled on an unknown
+	// delete of its key: in revision order, each to the one called
+	// earliest. Their return times are open, so if any assignment fits
+	// the history this one does (an earlier call only widens an op's
+	// interval).
+	for k, revs := range unexplained {
+		cands := unknownDeletes[k]
+		slices.SortStableFunc(cands, func(a, b *Op) int { return cmpDur(a.Call, b.Call) })
+		if len(revs) > len(cands) {
+			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", len(revs), k, len(cands))})
+		}
+		for i, r := range revs {
+			if i < len(cands) {
+				o := cands[i]
+				o.Unknown, o.Rev, o.Deleted = false, r, 1
+				o.Resolved = fmt.Sprintf("took effect at revision %d", r)
+			}
 		}
 	}
 	var keep []*Op
 	for _, o := range ops {
-		if !o.IsKeyOp() {
+		if !o.IsKeyOp() && o.Kind != OpTxn && o.Kind != OpList {
 			continue
 		}
-		if o.Unknown && (o.Kind != OpDelete || unexplained[o.Key] == 0) {
+		if o.Unknown {
 			if o.Resolved == "" {
 				o.Resolved = "no effect"
 			}
@@ -155,9 +188,80 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	return keep, anoms
 }
 
-// checkRevisionOrder checks across keys what the per-key model cannot: an
-// operation that starts after another returned sees a revision at least as
-// high, and one that changes the store gets a higher one.
+// resolveTxn settles one txn against the store's changes: an acknowledged
+// success must have written each of its puts at its revision and deleted
+// what it says it deleted, and nothing else there; an acknowledged failure
+// wrote nothing; an unknown one took effect at the revision its values are
+// at (all of them at one revision), or had no effect.
+func resolveTxn(o *Op, byValue map[string]storeChange, atRev map[int64][]storeChange, claimed map[int64]bool) []anomaly {
+	var anoms []anomaly
+	rev := int64(0)
+	for _, p := range o.Puts {
+		if ch, ok := byValue[p.Value]; ok {
+			rev = ch.Rev
+			claimed[ch.Rev] = true
+			break
+		}
+	}
+	switch {
+	case !o.Unknown && !o.Succeeded:
+		if rev != 0 {
+			anoms = append(anoms, anomaly{anomFailedCASApplied, fmt.Sprintf("%s: written at revision %d", o, rev)})
+		}
+		return anoms
+	case o.Unknown && rev == 0:
+		o.Resolved = "no effect"
+		return nil
+	case o.Unknown:
+		o.Unknown, o.Rev, o.Succeeded = false, rev, true
+		o.Resolved = fmt.Sprintf("took effect at revision %d", rev)
+		o.DelCounts = make([]int64, len(o.Dels))
+		for i, d := range o.Dels {
+			for _, ch := range atRev[rev] {
+				if !ch.Put && ch.Key == d {
+					o.DelCounts[i] = 1
+				}
+			}
+		}
+	case rev != o.Rev:
+		if rev == 0 {
+			return []anomaly{{anomLostWrite, fmt.Sprintf("%s: none of its values is in the store's history", o)}}
+		}
+		anoms = append(anoms, anomaly{anomWrongRevision, fmt.Sprintf("%s: the store has its writes at revision %d", o, rev)})
+		return anoms
+	}
+	claimed[o.Rev] = true
+	// The revision's changes must be exactly the txn's writes.
+	want := map[string]storeChange{}
+	for _, p := range o.Puts {
+		want[p.Key] = storeChange{Key: p.Key, Put: true, Value: p.Value}
+	}
+	for i, d := range o.Dels {
+		if i < len(o.DelCounts) && o.DelCounts[i] > 0 {
+			want[d] = storeChange{Key: d}
+		}
+	}
+	got := map[string]storeChange{}
+	for _, ch := range atRev[o.Rev] {
+		got[ch.Key] = storeChange{Key: ch.Key, Put: ch.Put, Value: ch.Value}
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			anoms = append(anoms, anomaly{anomWrongRevision, fmt.Sprintf("%s: revision %d lacks its %s of %s (the store has %v there)", o, o.Rev, map[bool]string{true: "put", false: "delete"}[w.Put], k, atRev[o.Rev])})
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			anoms = append(anoms, anomaly{anomRevisionHistory, fmt.Sprintf("%s: its revision %d also changes %s (the store has %v there)", o, o.Rev, k, atRev[o.Rev])})
+		}
+	}
+	return anoms
+}
+
+// checkRevisionOrder checks, apart from the model and with a readable
+// report, that an operation that starts after another returned sees a
+// revision at least as high, and one that changes the store gets a higher
+// one.
 func checkRevisionOrder(ops []*Op) []anomaly {
 	var done, all []*Op
 	for _, o := range ops {
