@@ -98,6 +98,28 @@ func (r *runResult) add(a ...anomaly) { r.Anomalies = append(r.Anomalies, a...) 
 // failed says whether the run must fail its test.
 func (r *runResult) failed() bool { return r.Err != nil || len(r.Anomalies) > 0 }
 
+// faultPhase is the middle of a run, the same for every workload: the
+// warm-up (whose rate must reach floor), the fault, the wait for every
+// member to serve linearizable reads again, and the cool-down.
+func faultPhase(res *runResult, sc scenario, cfg runConfig, c *cluster, rec *recorder, in *injector, floor float64) {
+	time.Sleep(cfg.Warmup)
+	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < floor {
+		res.add(anomaly{anomLowLoad, fmt.Sprintf("%.0f successful ops/s before the fault, floor %.0f", rate, floor)})
+	}
+	confirmed, err := in.inject(sc.Fault)
+	res.FaultConfirmed = confirmed
+	if err != nil {
+		res.Err = fmt.Errorf("fault %s: %w", sc.Fault, err)
+	} else if !confirmed {
+		res.add(anomaly{anomFaultNotApplied, sc.Fault})
+	}
+	if err := c.waitAllReady(30 * time.Second); err != nil {
+		res.add(anomaly{anomNoRecovery, err.Error()})
+	}
+	in.event("every member serves linearizable reads")
+	time.Sleep(cfg.Cooldown)
+}
+
 // onlyLowLoad says whether the run failed only for traffic under the load
 // floor: its checks found nothing, but the run does not count.
 func (r *runResult) onlyLowLoad() bool {
@@ -242,22 +264,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	ws := startWatchers(c, cfg.Watch, rec, sc.Seed)
 	cp := startCompactor(c, rec, cfg.Traffic.CompactEvery, cfg.Traffic.CompactAtDeletes, sc.Seed)
 	in.event("traffic started: %d clients, %d watchers", cfg.Traffic.ClientsPerMember*sc.Members, len(ws.list))
-	time.Sleep(cfg.Warmup)
-	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor {
-		res.add(anomaly{anomLowLoad, fmt.Sprintf("%.0f successful ops/s before the fault, floor %.0f", rate, cfg.LoadFloor)})
-	}
-	confirmed, err := in.inject(sc.Fault)
-	res.FaultConfirmed = confirmed
-	if err != nil {
-		res.Err = fmt.Errorf("fault %s: %w", sc.Fault, err)
-	} else if !confirmed {
-		res.add(anomaly{anomFaultNotApplied, sc.Fault})
-	}
-	if err := c.waitAllReady(30 * time.Second); err != nil {
-		res.add(anomaly{anomNoRecovery, err.Error()})
-	}
-	in.event("every member serves linearizable reads")
-	time.Sleep(cfg.Cooldown)
+	faultPhase(res, sc, cfg, c, rec, in, cfg.LoadFloor)
 	tr.finish()
 	read, compactions := cp.finish()
 	canoms, checked := cp.anomalies()

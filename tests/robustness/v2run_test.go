@@ -99,22 +99,7 @@ func runV2Scenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	go func() { defer close(hdone); hw.run(hstop, until) }()
 	in.event("v2 traffic started: %d clients, %d watchers", id, len(ws))
 
-	time.Sleep(cfg.Warmup)
-	if rate := float64(rec.okOps.Load()) / cfg.Warmup.Seconds(); rate < cfg.LoadFloor/2 {
-		res.add(anomaly{anomLowLoad, fmt.Sprintf("%.0f successful ops/s before the fault, floor %.0f", rate, cfg.LoadFloor/2)})
-	}
-	confirmed, err := in.inject(sc.Fault)
-	res.FaultConfirmed = confirmed
-	if err != nil {
-		res.Err = fmt.Errorf("fault %s: %w", sc.Fault, err)
-	} else if !confirmed {
-		res.add(anomaly{anomFaultNotApplied, sc.Fault})
-	}
-	if err := c.waitAllReady(30 * time.Second); err != nil {
-		res.add(anomaly{anomNoRecovery, err.Error()})
-	}
-	in.event("every member serves linearizable reads")
-	time.Sleep(cfg.Cooldown)
+	faultPhase(res, sc, cfg, c, rec, in, cfg.LoadFloor/2)
 	close(stop)
 	wg.Wait()
 	close(wstop)
