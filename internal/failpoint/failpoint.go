@@ -53,6 +53,10 @@ const (
 	// a ReadIndex round, as a serializable one is (internal/server,
 	// Server.Range).
 	ReadLocal = "read-local"
+	// RangeIgnoresRev: a linearizable range that asks for an explicit
+	// revision is answered from the current state, as if it had asked
+	// for none (internal/server, Server.Range).
+	RangeIgnoresRev = "range-ignores-rev"
 	// CompactDropsTombstone: a compaction at revision c removes from disk
 	// a tombstone exactly at c (etcd up to 3.5.15 did), so a watch from c
 	// misses that delete (internal/mvcc, keyIndex.compact).

@@ -22,6 +22,11 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 			return nil, err
 		}
 	}
+	if !r.Serializable && r.Revision != 0 && failpoint.On(failpoint.RangeIgnoresRev) { // test-only hook
+		current := *r
+		current.Revision = 0
+		r = &current
+	}
 	return s.kvRange(ctx, r)
 }
 

@@ -149,10 +149,11 @@ type Member struct {
 	// --initial-cluster (see NewCluster).
 	InitialCluster string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
+	starts int // processes started so far
 }
 
 // NewMember prepares (but does not start) a single-member server using bin.
@@ -232,6 +233,7 @@ func (m *Member) Start() {
 		m.t.Fatalf("start %s: %v", m.Bin, err)
 	}
 	m.cmd, m.done = cmd, make(chan struct{})
+	m.starts++
 	go func(done chan struct{}) {
 		err := cmd.Wait()
 		logf.Close()
@@ -297,6 +299,15 @@ func (m *Member) Client3() *clientv3.Client {
 		m.t.Fatal(err)
 	}
 	return c
+}
+
+// Starts is how many processes Start has started: the current process's
+// number, 1 for the first. An answer received while Starts stayed the same
+// from request to response came from that one process.
+func (m *Member) Starts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.starts
 }
 
 // Done is closed when the process has exited.

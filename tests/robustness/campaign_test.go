@@ -192,9 +192,11 @@ func (c *campaign) report() string {
 	var ws watchStats
 	var checkTimes []time.Duration
 	var compactions, compactWatches, txns, leaseAnswers int
+	var past pastReadStats
 	profiles := map[string]int{}
 	for _, r := range c.results {
 		txns += r.Txns
+		past.add(r.PastReads)
 		leaseAnswers += r.LeaseAnswers
 		profiles[strings.TrimSuffix(r.Profile, " + compaction")]++
 		ops += r.Ops
@@ -222,6 +224,8 @@ func (c *campaign) report() string {
 	fmt.Fprintf(&b, "- of the writes found applied, %d bounded in time by a watcher's receipt of their event\n", bounded)
 	fmt.Fprintf(&b, "- operations checked for linearizability: %d (lease-end deletions included)\n", checked)
 	fmt.Fprintf(&b, "- multi-op txns answered and checked: %d\n", txns)
+	fmt.Fprintf(&b, "- stale gets (a linearizable get at a past revision) checked at their revision: %d, and %d answers \"compacted\" checked against the compactions sent\n", past.Stale, past.StaleCompacted)
+	fmt.Fprintf(&b, "- serializable gets and lists checked at their header revision: %d (%d of them sent after another answer of the same member process, checked not to go back)\n", past.Serial, past.SerialOrdered)
 	fmt.Fprintf(&b, "- leases whose end deleted keys: %d; LeaseTimeToLive and LeaseLeases answers checked: %d\n", leaseEnds, leaseAnswers)
 	var pnames []string
 	for p := range profiles {
@@ -251,6 +255,7 @@ func (c *campaign) report() string {
 		anomWatchOrder, anomWatchDuplicate, anomWatchGap, anomWatchAtomic, anomWatchBookmark, anomWatchEvent,
 		anomWatchPrevKV, anomWatchStart, anomWatchCompact, anomWatchCompactEdge, anomWatchStuck,
 		anomLeaseSplit, anomLeaseEarly, anomLeaseLeftKey, anomLeaseRevokeRev, anomLeaseAnswer, anomV2HistoryGap, anomV2Watch, anomRestore}
+	kinds = append(kinds, pastReadKinds...)
 	b.WriteString("\n| anomaly | count |\n|---|---:|\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "| %s | %d |\n", k, c.count(k))

@@ -126,6 +126,14 @@ func ksStep(s *ksState, op *Op) []any {
 		if op.Rev == s.Rev && ksListMatches(s, op) {
 			return []any{s}
 		}
+	case OpStaleGet:
+		// A linearizable read at the current revision (its header's)
+		// of a past one: the model checks when it was answered, its
+		// value is checked at the revision asked for
+		// (checkPastReads).
+		if op.Rev == s.Rev {
+			return []any{s}
+		}
 	case OpPut:
 		if op.Rev == next {
 			return []any{s.with(next, map[string]string{op.Key: op.Value}, nil)}
@@ -260,14 +268,16 @@ type linearizability struct {
 }
 
 // ksChecked says whether the whole-keyspace model takes op: key reads and
-// writes, lists, txns and lease-end deletions; lease requests are checked
-// apart (leasecheck_test.go), failed reads carry nothing.
+// writes, lists, txns, lease-end deletions and stale gets (by their header
+// revision only); lease requests are checked apart (leasecheck_test.go),
+// failed reads carry nothing, and serializable reads, which may be stale,
+// are no linearizable ops (pastread_test.go checks them).
 func ksChecked(o *Op) bool {
 	if o.Failed() {
 		return false
 	}
 	switch o.Kind {
-	case OpGet, OpPut, OpDelete, OpCAS, OpTxn, OpList, OpLeaseDelete:
+	case OpGet, OpPut, OpDelete, OpCAS, OpTxn, OpList, OpLeaseDelete, OpStaleGet:
 		return true
 	}
 	return false

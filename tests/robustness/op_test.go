@@ -27,6 +27,17 @@ const (
 	// If(Cmps) Then(Put each of Puts, Delete each of Dels) Else(Get each
 	// of Reads). Every put writes a unique value.
 	OpTxn OpKind = "txn"
+	// OpStaleGet is a linearizable get of Key at an explicit past revision
+	// AtRev (WithRev), one the client had already seen; Rev is the
+	// answer's header revision (the current one, not AtRev).
+	OpStaleGet OpKind = "stale-get"
+	// OpSerialGet and OpSerialList are a get and a paginated list sent
+	// WithSerializable: the member answers from its own applied state,
+	// which may be behind, at the answer's header revision Rev. They are
+	// not linearizable and stay out of the model (pastread_test.go checks
+	// them).
+	OpSerialGet  OpKind = "serial-get"
+	OpSerialList OpKind = "serial-list"
 
 	// Lease traffic. A put with a lease is an OpPut with Lease set.
 	OpLeaseGrant  OpKind = "grant"      // LeaseGrant(TTL): Lease, TTL are the answer
@@ -60,6 +71,7 @@ type Op struct {
 	// do.
 	ByRev     bool
 	ExpectRev int64
+	AtRev     int64      // stale-get: the revision asked for (Rev is the header's)
 	Limit     int64      // list: keys per page
 	Listed    []listedKV // list: every page's keys, in order
 	Count     int64      // list: the first page's count (keys under the prefix at Rev)
@@ -92,17 +104,25 @@ type Op struct {
 	Lease     int64  // put with a lease, grant, revoke, keepalive, lease-delete: the lease
 	TTL       int64  // grant, keepalive: the TTL answered
 	Definite  bool   // a write that failed with an error saying it did not happen
-	err       error  // the client's error, for the traffic's own decisions
+	// Proc is the member's process (framework.Member.Starts) that answered:
+	// set when the member was not restarted between call and return, 0
+	// when it was (or unknown).
+	Proc int
+	err  error // the client's error, for the traffic's own decisions
 }
 
 // IsWrite says whether the op may change the store.
 func (o *Op) IsWrite() bool {
 	switch o.Kind {
-	case OpGet, OpKeepAlive, OpList, OpLeaseTTL, OpLeaseList:
+	case OpGet, OpKeepAlive, OpList, OpLeaseTTL, OpLeaseList, OpStaleGet, OpSerialGet, OpSerialList:
 		return false
 	}
 	return true
 }
+
+// isSerializable says whether the op is a serializable read (served from
+// the member's own state, possibly stale).
+func (o *Op) isSerializable() bool { return o.Kind == OpSerialGet || o.Kind == OpSerialList }
 
 // listedKV is one key a list returned.
 type listedKV struct {
@@ -114,7 +134,7 @@ type listedKV struct {
 // in the per-key linearizability check); lease requests are checked apart.
 func (o *Op) IsKeyOp() bool {
 	switch o.Kind {
-	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive, OpList, OpTxn, OpLeaseTTL, OpLeaseList:
+	case OpLeaseGrant, OpLeaseRevoke, OpKeepAlive, OpList, OpSerialList, OpTxn, OpLeaseTTL, OpLeaseList:
 		return false
 	}
 	return true
@@ -147,7 +167,11 @@ func (o *Op) String() string {
 	if o.Return != never {
 		ret = fmt.Sprintf("%9.3f", o.Return.Seconds())
 	}
-	fmt.Fprintf(&b, "#%-5d %9.3f %s %-7s ", o.ID, o.Call.Seconds(), ret, fmt.Sprintf("c%d@%s", o.Client, o.Member))
+	who := fmt.Sprintf("c%d@%s", o.Client, o.Member)
+	if o.Proc > 1 {
+		who += fmt.Sprintf("#%d", o.Proc) // answered by the member's o.Proc-th process
+	}
+	fmt.Fprintf(&b, "#%-5d %9.3f %s %-7s ", o.ID, o.Call.Seconds(), ret, who)
 	b.WriteString(o.describe())
 	return b.String()
 }
@@ -158,6 +182,10 @@ func (o *Op) describe() string {
 	switch o.Kind {
 	case OpGet:
 		fmt.Fprintf(&b, "get %s", o.Key)
+	case OpStaleGet:
+		fmt.Fprintf(&b, "get %s at revision %d", o.Key, o.AtRev)
+	case OpSerialGet:
+		fmt.Fprintf(&b, "serializable get %s", o.Key)
 	case OpPut:
 		fmt.Fprintf(&b, "put %s=%s", o.Key, o.Value)
 		if o.Lease != 0 {
@@ -181,6 +209,8 @@ func (o *Op) describe() string {
 		}
 	case OpList:
 		fmt.Fprintf(&b, "list %s* limit %d", o.Key, o.Limit)
+	case OpSerialList:
+		fmt.Fprintf(&b, "serializable list %s* limit %d", o.Key, o.Limit)
 	case OpTxn:
 		b.WriteString(o.describeTxn())
 	case OpLeaseTTL:
@@ -198,7 +228,7 @@ func (o *Op) describe() string {
 		fmt.Fprintf(&b, "error (%s)", o.Err)
 	default:
 		switch o.Kind {
-		case OpGet:
+		case OpGet, OpStaleGet, OpSerialGet:
 			b.WriteString(readString(o.Found, o.Got, o.ModRev))
 		case OpPut, OpLeaseRevoke, OpLeaseDelete:
 			b.WriteString("ok")
@@ -214,7 +244,7 @@ func (o *Op) describe() string {
 			b.WriteString(o.describeTxnResult())
 		case OpDelete:
 			fmt.Fprintf(&b, "deleted %d", o.Deleted)
-		case OpList:
+		case OpList, OpSerialList:
 			fmt.Fprintf(&b, "%d keys (count %d) in %d pages:", len(o.Listed), o.Count, o.Pages)
 			for _, kv := range o.Listed {
 				fmt.Fprintf(&b, " %s=%s@%d", kv.Key, kv.Value, kv.ModRev)

@@ -71,15 +71,16 @@ type runResult struct {
 	Compactions    int           // Compact requests the traffic sent
 	CompactWatches int           // watches from a compact revision checked
 	Dir            string
-	Ops            int // operations recorded
-	OK             int // succeeded
-	FailedReads    int // reads that errored (not checked)
-	Unknown        int // writes that errored or timed out
-	UnknownApplied int // ... of which the store shows took effect
-	UnknownBounded int // ... of which a watcher saw, which bounds their return time
-	LeaseEnds      int // leases whose end deleted keys
-	Txns           int // multi-op txns answered (either branch)
-	LeaseAnswers   int // LeaseTimeToLive and LeaseLeases answers checked
+	Ops            int           // operations recorded
+	OK             int           // succeeded
+	FailedReads    int           // reads that errored (not checked)
+	Unknown        int           // writes that errored or timed out
+	UnknownApplied int           // ... of which the store shows took effect
+	UnknownBounded int           // ... of which a watcher saw, which bounds their return time
+	LeaseEnds      int           // leases whose end deleted keys
+	Txns           int           // multi-op txns answered (either branch)
+	LeaseAnswers   int           // LeaseTimeToLive and LeaseLeases answers checked
+	PastReads      pastReadStats // stale gets and serializable reads checked (pastread_test.go)
 	Watch          watchStats
 	Checked        int // operations porcupine checked
 	Revisions      int64
@@ -137,9 +138,9 @@ func (r *runResult) onlyLowLoad() bool {
 // summary is a short account of the run.
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d multi-op txns, %d lease ends, %d lease answers, %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
+	fmt.Fprintf(&b, "%s (%s traffic, request timeout %v): %d ops (%d ok, %d failed reads, %d unknown writes, %d of them applied, %d seen by a watcher), %d checked in %v, %d revisions, %d multi-op txns, %d lease ends, %d lease answers, %d stale gets (%d more answered compacted), %d serializable reads (%d ordered after an answer of their member process), %d compactions (%d checked by a watch from their revision); watch: %d watchers, %d sessions (%d cancelled as compacted), %d responses, %d events, %d progress notifications; fault confirmed %t, %v",
 		r.Scenario, r.Profile, r.Timeout, r.Ops, r.OK, r.FailedReads, r.Unknown, r.UnknownApplied, r.UnknownBounded, r.Checked, r.CheckerTime.Round(time.Millisecond),
-		r.Revisions, r.Txns, r.LeaseEnds, r.LeaseAnswers, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
+		r.Revisions, r.Txns, r.LeaseEnds, r.LeaseAnswers, r.PastReads.Stale, r.PastReads.StaleCompacted, r.PastReads.Serial, r.PastReads.SerialOrdered, r.Compactions, r.CompactWatches, r.Watch.Watchers, r.Watch.Sessions, r.Watch.Compacted, r.Watch.Responses, r.Watch.Events, r.Watch.Progress,
 		r.FaultConfirmed, r.Duration.Round(time.Millisecond))
 	if r.V2 != nil {
 		fmt.Fprintf(&b, "; v2: %d events in the history, %d watchers, %d waitIndex polls checked", r.V2.Events, r.V2.Watchers, r.V2.Polls)
@@ -391,6 +392,8 @@ func validate(c *cluster, res *runResult, ops []*Op, ws []*watchClient, rev int6
 	res.LeaseEnds = len(ends)
 	kept = append(kept, dels...)
 	res.add(checkReadsAtRevision(kept, h)...)
+	anoms, res.PastReads = checkPastReads(ops, h, compactions)
+	res.add(anoms...)
 	res.add(checkRevisionOrder(kept)...)
 	lin := checkLinearizable(kept, cfg.CheckTimeout)
 	res.Checked, res.CheckerTime = lin.Ops, lin.Duration

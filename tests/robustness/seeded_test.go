@@ -19,6 +19,9 @@ type seededBug struct {
 	// compact: the run compacts as it goes (the hook is in compaction).
 	compact bool
 	env     []string // more environment for the members (a disk fault)
+	// weights, when set, replace seededConfig's traffic weights (a hook
+	// only some operation shows).
+	weights map[OpKind]int
 }
 
 var seededBugs = []seededBug{
@@ -31,6 +34,9 @@ var seededBugs = []seededBug{
 	// The compactor's watch from each compact revision misses the delete
 	// there.
 	{hook: failpoint.CompactDropsTombstone, want: anomWatchCompactEdge, compact: true},
+	// Stale gets answered from the current state.
+	{hook: failpoint.RangeIgnoresRev, want: anomStaleGet, weights: map[OpKind]int{OpGet: 20, OpStaleGet: 15, OpSerialGet: 5,
+		OpPut: 30, OpDelete: 5, OpCAS: 10, opPutLease: 10, OpLeaseGrant: 5}},
 	// Durability bugs (faults_crash_test.go): each needs a crash at the
 	// right place.
 	seededAckBeforeFsync, seededCISavedApart,
@@ -70,6 +76,9 @@ func TestSeededBugs(t *testing.T) {
 		t.Run(sb.hook, func(t *testing.T) {
 			cfg := seededConfig
 			cfg.Env = append([]string{failpoint.EnvVar + "=" + sb.hook}, sb.env...)
+			if sb.weights != nil {
+				cfg.Traffic.Weights = sb.weights
+			}
 			if sb.compact {
 				cfg.Traffic.CompactEvery = 500 * time.Millisecond
 				cfg.Traffic.CompactAtDeletes = true

@@ -50,7 +50,7 @@ var defaultTraffic = trafficConfig{
 	Keys:             10,
 	RatePerClient:    150,
 	Timeout:          2 * time.Second,
-	Weights: map[OpKind]int{OpGet: 35, OpPut: 25, OpDelete: 8, OpCAS: 15, OpTxn: 5,
+	Weights: map[OpKind]int{OpGet: 25, OpStaleGet: 5, OpSerialGet: 5, OpPut: 25, OpDelete: 8, OpCAS: 15, OpTxn: 5,
 		opPutLease: 8, OpLeaseGrant: 2, OpLeaseRevoke: 2},
 	LeaseKeys:   5,
 	KeptTTL:     5,
@@ -73,7 +73,7 @@ const opCASRev OpKind = "cas-rev"
 var kubernetesTraffic = func() trafficConfig {
 	c := defaultTraffic
 	c.Profile = "kubernetes"
-	c.Weights = map[OpKind]int{OpGet: 10, OpList: 20, opCASRev: 45, OpPut: 5, OpDelete: 6,
+	c.Weights = map[OpKind]int{OpGet: 7, OpSerialGet: 3, OpList: 16, OpSerialList: 4, opCASRev: 45, OpPut: 5, OpDelete: 6,
 		opPutLease: 8, OpLeaseGrant: 3, OpLeaseRevoke: 3}
 	return c
 }()
@@ -107,7 +107,7 @@ var leaseTraffic = func() trafficConfig {
 
 // opKinds is the order pick walks the weights in.
 var opKinds = []OpKind{OpGet, OpPut, OpDelete, OpCAS, opPutLease, OpLeaseGrant, OpLeaseRevoke, opCASRev, OpList,
-	OpTxn, opLeaseDetach, opLeaseKeyDelete, OpLeaseTTL, OpLeaseList}
+	OpTxn, opLeaseDetach, opLeaseKeyDelete, OpLeaseTTL, OpLeaseList, OpStaleGet, OpSerialGet, OpSerialList}
 
 // recorder collects operations from every client.
 type recorder struct {
@@ -153,6 +153,12 @@ type trafficClient struct {
 	prefix  string // makes values unique across runs sharing a data dir
 	leases  *clientLeases
 	granted []int64 // every lease this client was granted, for timetolive
+	// seen is the highest header revision of the client's key operations
+	// so far: its stale gets ask for a revision at most this.
+	seen int64
+	// proc, when set, is the member's current process number
+	// (framework.Member.Starts), read before and after each request.
+	proc func() int
 }
 
 // clientLeases are the leases a client granted and has not revoked; its
@@ -223,13 +229,13 @@ func (tc *trafficClient) keyFor(kind OpKind) string {
 	switch kind {
 	case opPutLease, opLeaseDetach:
 		return leaseKey(tc.rnd.IntN(tc.cfg.LeaseKeys))
-	case OpGet:
+	case OpGet, OpStaleGet, OpSerialGet:
 		if n := tc.rnd.IntN(tc.cfg.Keys + tc.cfg.LeaseKeys); n >= tc.cfg.Keys {
 			return leaseKey(n - tc.cfg.Keys)
 		}
 	case OpLeaseGrant, OpLeaseRevoke, OpTxn, opLeaseKeyDelete, OpLeaseTTL, OpLeaseList:
 		return ""
-	case OpList:
+	case OpList, OpSerialList:
 		// Everything, the lease keys, or one decade.
 		return []string{"k", "k", "kl", "k1"}[tc.rnd.IntN(4)]
 	}
@@ -320,8 +326,16 @@ func (tc *trafficClient) do(kind OpKind, k string) *Op {
 		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpLeaseTTL, Lease: id})
 	case OpLeaseList:
 		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpLeaseList})
-	case OpList:
-		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpList, Key: k, Limit: int64(1 + tc.rnd.IntN(4))})
+	case OpList, OpSerialList:
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: kind, Key: k, Limit: int64(1 + tc.rnd.IntN(4))})
+	case OpStaleGet:
+		if tc.seen < 1 {
+			kind = OpGet // no revision seen yet
+			break
+		}
+		// A revision the client has seen, up to 50 back.
+		at := tc.seen - tc.rnd.Int64N(min(50, tc.seen-1)+1)
+		return tc.doOp(&Op{Client: tc.id, Member: tc.member, Kind: OpStaleGet, Key: k, AtRev: at})
 	case OpLeaseRevoke:
 		l, ok := tc.leases.pick(tc.rnd, true)
 		if !ok {
@@ -372,9 +386,13 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), tc.cfg.Timeout)
 	defer cancel()
+	proc := tc.procNow()
 	o.Call = tc.rec.now()
 	err := execute(ctx, tc.cl, o, tc.cfg.SerializableGets)
 	o.Return = tc.rec.now()
+	if proc == tc.procNow() {
+		o.Proc = proc // the same process throughout: it answered
+	}
 	if err != nil {
 		o.Err, o.err = err.Error(), err
 		switch {
@@ -386,7 +404,13 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 		}
 		return o
 	}
+	if (o.IsKeyOp() || kind == OpTxn || kind == OpList || kind == OpSerialList) && o.Rev > tc.seen {
+		tc.seen = o.Rev
+	}
 	switch {
+	case kind == OpStaleGet || o.isSerializable():
+		// A past (or possibly stale) state: not what the client's
+		// compares should expect.
 	case kind == OpTxn:
 		tc.noteTxn(o)
 	case kind == OpList:
@@ -405,13 +429,24 @@ func (tc *trafficClient) doOp(o *Op) *Op {
 	return o
 }
 
+// procNow is the member's current process number (0: not known).
+func (tc *trafficClient) procNow() int {
+	if tc.proc == nil {
+		return 0
+	}
+	return tc.proc()
+}
+
 // execute sends o's request and fills in its outcome.
 func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool) error {
 	switch o.Kind {
-	case OpGet:
+	case OpGet, OpStaleGet, OpSerialGet:
 		var opts []clientv3.OpOption
-		if serializable {
+		if (serializable && o.Kind == OpGet) || o.Kind == OpSerialGet {
 			opts = append(opts, clientv3.WithSerializable())
+		}
+		if o.Kind == OpStaleGet {
+			opts = append(opts, clientv3.WithRev(o.AtRev))
 		}
 		r, err := cl.Get(ctx, o.Key, opts...)
 		if err != nil {
@@ -472,13 +507,16 @@ func execute(ctx context.Context, cl *clientv3.Client, o *Op, serializable bool)
 		for _, l := range r.Leases {
 			o.Leases = append(o.Leases, int64(l.ID))
 		}
-	case OpList:
+	case OpList, OpSerialList:
 		end := clientv3.GetPrefixRangeEnd(o.Key)
 		from := o.Key
 		for {
 			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(o.Limit)}
 			if o.Pages > 0 {
 				opts = append(opts, clientv3.WithRev(o.Rev))
+			}
+			if o.Kind == OpSerialList {
+				opts = append(opts, clientv3.WithSerializable())
 			}
 			r, err := cl.Get(ctx, from, opts...)
 			if err != nil {
@@ -541,6 +579,7 @@ func startTraffic(c *cluster, cfg trafficConfig, rec *recorder, seed uint64) *tr
 				last:    map[string]string{},
 				lastRev: map[string]int64{},
 				leases:  &clientLeases{},
+				proc:    m.Starts,
 			}
 			id++
 			tr.wg.Add(2)

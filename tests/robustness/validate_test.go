@@ -96,7 +96,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	}
 	unknownDeletes := map[string][]*Op{}
 	for _, o := range ops {
-		if o.Failed() || o.Kind == OpGet || (!o.IsKeyOp() && o.Kind != OpTxn) {
+		if o.Failed() || !o.IsWrite() || (!o.IsKeyOp() && o.Kind != OpTxn) {
 			continue
 		}
 		switch {
@@ -174,7 +174,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	}
 	var keep []*Op
 	for _, o := range ops {
-		if !o.IsKeyOp() && o.Kind != OpTxn && o.Kind != OpList {
+		if !o.IsKeyOp() && o.Kind != OpTxn && o.Kind != OpList && o.Kind != OpSerialList {
 			continue
 		}
 		if o.Unknown {
@@ -261,7 +261,8 @@ func resolveTxn(o *Op, byValue map[string]storeChange, atRev map[int64][]storeCh
 // checkRevisionOrder checks, apart from the model and with a readable
 // report, that an operation that starts after another returned sees a
 // revision at least as high, and one that changes the store gets a higher
-// one.
+// one. A serializable read only bounds the others: what it saw was
+// applied, so committed, but it may itself be stale.
 func checkRevisionOrder(ops []*Op) []anomaly {
 	var done, all []*Op
 	for _, o := range ops {
@@ -280,6 +281,9 @@ func checkRevisionOrder(ops []*Op) []anomaly {
 	var maxOp *Op
 	i := 0
 	for _, o := range all {
+		if o.isSerializable() {
+			continue
+		}
 		for i < len(done) && done[i].Return < o.Call {
 			if done[i].Rev > maxRev {
 				maxRev, maxOp = done[i].Rev, done[i]
