@@ -128,6 +128,10 @@ func newCluster(t *testing.T, n int, gated ...uint64) (*testNet, map[uint64]*vot
 	return newClusterMode(t, n, false, gated...)
 }
 
+// clusterTick is the tick of test cluster nodes; a test that must not see
+// heartbeats sets it for its own cluster (tests here do not run in parallel).
+var clusterTick = 2 * time.Millisecond
+
 // newClusterMode is newCluster with the storage mode chosen: async runs
 // the nodes with raft's AsynchronousStorageWrites (async.go).
 func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet, map[uint64]*voter) {
@@ -157,7 +161,7 @@ func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet,
 		v.p.gated = slices.Contains(gated, id)
 		v.n = New(Config{
 			Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: v.p,
-			Transport: netTransport{nw: nw, from: id}, TickInterval: 2 * time.Millisecond,
+			Transport: netTransport{nw: nw, from: id}, TickInterval: clusterTick,
 			AsyncStorageWrites: async,
 			OnFatal:            func(err error) { v.fatal <- err },
 			OnReadStates: func(rs []raft.ReadState) {

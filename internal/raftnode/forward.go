@@ -48,20 +48,45 @@ func (n *Node) gatherForwarded(m *raftpb.Message) bool {
 }
 
 // holdProposals reports whether propose should leave the proposals queued
-// (and the forwarded ones gathered) for now: in asynchronous mode, a leader
-// steps a new batch only once every entry it has appended is committed, so
-// that the proposals arriving while a batch is replicated form the next
-// batch, one MsgApp to each follower instead of one per proposal. The batch
-// waits for a quorum's acknowledgement, not for the leader's own disk: a
-// slow leader disk holds nothing back (the followers commit without it).
-// Nothing waits once the held data reaches maxProposalBatchBytes, and a
-// member that is not the leader never holds (its own proposals wait for a
-// leader as before; forwarded ones go on to raft). Loop goroutine only.
+// (and the forwarded ones gathered) for now. In asynchronous mode (members
+// with peers):
+//
+//   - a leader steps a new batch only once every entry it has appended is
+//     committed, so that the proposals arriving while a batch is replicated
+//     form the next batch, one MsgApp to each follower instead of one per
+//     proposal. The batch waits for a quorum's acknowledgement, not for the
+//     leader's own disk: a slow leader disk holds nothing back (the
+//     followers commit without it);
+//   - a follower forwards a new batch to the leader only once it has heard
+//     from the leader (an append or a heartbeat) since it forwarded the last
+//     one, or a tick has passed, or the leader changed: the leader takes in
+//     one batch per round trip anyway, and one MsgProp per round trip
+//     instead of one per proposal spares both sides a message, a Ready and a
+//     write each.
+//
+// Nothing waits once the held data reaches maxProposalBatchBytes. A member
+// without a leader holds its own proposals for want of one (propose), not
+// here. Loop goroutine only.
 func (n *Node) holdProposals(st raft.BasicStatus) bool {
-	if !n.cfg.AsyncStorageWrites || st.RaftState != raft.StateLeader || st.Commit >= n.lastAppended {
+	if !n.cfg.AsyncStorageWrites {
+		return false
+	}
+	switch {
+	case st.RaftState == raft.StateLeader && st.Commit < n.lastAppended:
+	case st.RaftState == raft.StateFollower && st.Lead != raft.None && n.forwarded:
+	default:
 		return false
 	}
 	return n.fwdBytes+n.props.size() < maxProposalBatchBytes
+}
+
+// heardFrom ends a follower's wait after forwarding a batch (holdProposals)
+// when m comes from the leader. Loop goroutine only.
+func (n *Node) heardFrom(m *raftpb.Message) {
+	if n.forwarded && m.From == n.lead.Load() &&
+		(m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgSnap) {
+		n.forwarded = false
+	}
 }
 
 // noteAppend records the last index of a log append the loop hands to the

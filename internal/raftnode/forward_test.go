@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -132,6 +133,72 @@ func TestLeaderHoldsProposalsUntilCommitted(t *testing.T) {
 	}
 	if !together {
 		t.Fatalf("the held proposals were not sent as one batch: MsgApps %v", rec.get())
+	}
+	for _, v := range vs {
+		if errs := v.errs(); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+	}
+}
+
+// TestFollowerForwardsOneBatchPerLeaderMessage: with asynchronous storage
+// writes a follower that has forwarded a batch of proposals holds the next
+// ones until it hears from the leader, then forwards them as one MsgProp.
+func TestFollowerForwardsOneBatchPerLeaderMessage(t *testing.T) {
+	const a, b, c = 1, 2, 3
+	defer func(d time.Duration) { clusterTick = d }(clusterTick)
+	clusterTick = time.Hour // no heartbeats, no tick ends the wait
+	nw, vs := newClusterMode(t, 3, true)
+	all := []uint64{a, b, c}
+	if err := vs[a].n.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to lead", leaderIs(vs, a, all...))
+	eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
+
+	var mu sync.Mutex
+	var props [][]string // MsgProps b sent, by entry data
+	nw.mu.Lock()
+	nw.observe = func(from uint64, m raftpb.Message) {
+		if from == b && m.Type == raftpb.MsgProp {
+			var ds []string
+			for _, e := range m.Entries {
+				ds = append(ds, string(e.Data))
+			}
+			mu.Lock()
+			props = append(props, ds)
+			mu.Unlock()
+		}
+	}
+	nw.mu.Unlock()
+	sent := func() [][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(props)
+	}
+
+	nw.setLink(a, b, false) // b does not hear from the leader
+	vs[b].n.Propose(nil, 1, []byte("x"))
+	eventually(t, "x committed by a and c", appliedAtLeast(vs, 3, a, c))
+	vs[b].n.Propose(nil, 2, []byte("y"))
+	vs[b].n.Propose(nil, 3, []byte("z"))
+	for range 2 { // the second round runs propose after both were queued
+		if err := vs[b].n.do(func() {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := vs[b].n.props.size(); n != 2 {
+		t.Fatalf("b's queue holds %d bytes, want y and z held (2)", n)
+	}
+	if got := sent(); !slices.EqualFunc(got, [][]string{{"x"}}, slices.Equal) {
+		t.Fatalf("b forwarded %v before hearing from the leader, want only [[x]]", got)
+	}
+
+	nw.setLink(a, b, true)
+	vs[a].n.Propose(nil, 4, []byte("w")) // its MsgApp is what b hears
+	eventually(t, "everything applied everywhere", appliedAtLeast(vs, 6, all...))
+	if got := sent(); !slices.EqualFunc(got, [][]string{{"x"}, {"y", "z"}}, slices.Equal) {
+		t.Fatalf("b forwarded %v, want [[x] [y z]]", got)
 	}
 	for _, v := range vs {
 		if errs := v.errs(); len(errs) > 0 {

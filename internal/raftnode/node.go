@@ -140,6 +140,13 @@ type Node struct {
 	// only.
 	fwd      []raftpb.Entry
 	fwdBytes int
+	// rr is the state of the shared read-index rounds of a leader with
+	// peers (reads.go).
+	rr readRound
+	// forwarded is set when a follower has forwarded a batch of proposals to
+	// the leader and not heard from it since (forward.go). Loop goroutine
+	// only.
+	forwarded bool
 	// lastAppended is the index of the last entry of the newest log append
 	// handed to the append goroutine (asynchronous mode; forward.go). Loop
 	// goroutine only.
@@ -187,7 +194,7 @@ func (n *Node) Propose(ctx context.Context, token uint64, data []byte) {
 // ReadIndex asks raft for a read index; the answer comes through
 // OnReadStates with rctx. Raft drops the request when there is no leader.
 func (n *Node) ReadIndex(rctx []byte) error {
-	return n.do(func() { n.rn.ReadIndex(rctx) })
+	return n.do(func() { n.readIndex(rctx) })
 }
 
 // ApplyConfChange applies a committed conf change to raft and returns the
@@ -345,7 +352,7 @@ func (n *Node) run() {
 // together with this member's own.
 func (n *Node) step(m raftpb.Message) {
 	for {
-		if !n.gatherForwarded(&m) {
+		if !n.gatherForwarded(&m) && !n.gatherRead(&m) {
 			n.stepPeer(m)
 		}
 		select {
@@ -357,6 +364,7 @@ func (n *Node) step(m raftpb.Message) {
 }
 
 func (n *Node) stepPeer(m raftpb.Message) {
+	n.heardFrom(&m)
 	if err := n.rn.Step(m); err != nil {
 		n.cfg.Logger.Debug("raft refused a peer message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
 	}
@@ -372,6 +380,7 @@ func (n *Node) ready(tick <-chan time.Time) error {
 			n.drainIntake(tick)
 		}
 		n.propose()
+		n.startReadRound()
 		if !n.rn.HasReady() {
 			return nil
 		}
@@ -423,7 +432,11 @@ func (n *Node) propose() {
 	if len(ents) == 0 {
 		return
 	}
-	if err := n.rn.Step(raftpb.Message{Type: raftpb.MsgProp, Entries: ents}); err != nil && own && n.cfg.OnDropped != nil {
+	err := n.rn.Step(raftpb.Message{Type: raftpb.MsgProp, Entries: ents})
+	if err == nil && st.RaftState == raft.StateFollower && n.cfg.AsyncStorageWrites {
+		n.forwarded = true // raft sent them on to the leader
+	}
+	if err != nil && own && n.cfg.OnDropped != nil {
 		tokens := make([]uint64, 0, len(batch))
 		for _, p := range batch {
 			tokens = append(tokens, p.token)
@@ -440,8 +453,12 @@ func (n *Node) publish(rd raft.Ready) {
 		// sees a consistent state.
 		lead := rd.SoftState.Lead
 		n.isLead.Store(rd.SoftState.RaftState == raft.StateLeader)
-		if old := n.lead.Swap(lead); old != lead && n.cfg.OnLeaderChange != nil {
-			n.cfg.OnLeaderChange(lead, rd.HardState.Term)
+		if old := n.lead.Swap(lead); old != lead {
+			n.forwarded = false // forward.go: nothing to wait for from a new leader
+			n.dropReadRound()   // reads.go: raft dropped it too
+			if n.cfg.OnLeaderChange != nil {
+				n.cfg.OnLeaderChange(lead, rd.HardState.Term)
+			}
 		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
@@ -450,8 +467,10 @@ func (n *Node) publish(rd raft.Ready) {
 			n.cfg.OnCommitted(rd.HardState.Commit)
 		}
 	}
-	if len(rd.ReadStates) > 0 && n.cfg.OnReadStates != nil {
-		n.cfg.OnReadStates(rd.ReadStates)
+	if len(rd.ReadStates) > 0 {
+		if rs := n.answerReads(rd.ReadStates); len(rs) > 0 && n.cfg.OnReadStates != nil {
+			n.cfg.OnReadStates(rs)
+		}
 	}
 }
 
