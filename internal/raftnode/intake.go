@@ -32,9 +32,6 @@ func (n *Node) drainIntake(tick <-chan time.Time) {
 // tick advances raft's clock by one tick.
 func (n *Node) tick() {
 	n.forwarded = false // a follower's wait for its leader lasts a tick at most (forward.go)
-	if n.rr.ctx != nil {
-		n.rr.ticks++ // reads.go
-	}
 	n.rn.Tick()
 	n.lastTick.Store(time.Now().UnixNano())
 }

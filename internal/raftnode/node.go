@@ -140,9 +140,6 @@ type Node struct {
 	// only.
 	fwd      []raftpb.Entry
 	fwdBytes int
-	// rr is the state of the shared read-index rounds of a leader with
-	// peers (reads.go).
-	rr readRound
 	// forwarded is set when a follower has forwarded a batch of proposals to
 	// the leader and not heard from it since (forward.go). Loop goroutine
 	// only.
@@ -194,7 +191,7 @@ func (n *Node) Propose(ctx context.Context, token uint64, data []byte) {
 // ReadIndex asks raft for a read index; the answer comes through
 // OnReadStates with rctx. Raft drops the request when there is no leader.
 func (n *Node) ReadIndex(rctx []byte) error {
-	return n.do(func() { n.readIndex(rctx) })
+	return n.do(func() { n.rn.ReadIndex(rctx) })
 }
 
 // ApplyConfChange applies a committed conf change to raft and returns the
@@ -352,7 +349,7 @@ func (n *Node) run() {
 // together with this member's own.
 func (n *Node) step(m raftpb.Message) {
 	for {
-		if !n.gatherForwarded(&m) && !n.gatherRead(&m) {
+		if !n.gatherForwarded(&m) {
 			n.stepPeer(m)
 		}
 		select {
@@ -380,7 +377,6 @@ func (n *Node) ready(tick <-chan time.Time) error {
 			n.drainIntake(tick)
 		}
 		n.propose()
-		n.startReadRound()
 		if !n.rn.HasReady() {
 			return nil
 		}
@@ -455,7 +451,6 @@ func (n *Node) publish(rd raft.Ready) {
 		n.isLead.Store(rd.SoftState.RaftState == raft.StateLeader)
 		if old := n.lead.Swap(lead); old != lead {
 			n.forwarded = false // forward.go: nothing to wait for from a new leader
-			n.dropReadRound()   // reads.go: raft dropped it too
 			if n.cfg.OnLeaderChange != nil {
 				n.cfg.OnLeaderChange(lead, rd.HardState.Term)
 			}
@@ -467,10 +462,8 @@ func (n *Node) publish(rd raft.Ready) {
 			n.cfg.OnCommitted(rd.HardState.Commit)
 		}
 	}
-	if len(rd.ReadStates) > 0 {
-		if rs := n.answerReads(rd.ReadStates); len(rs) > 0 && n.cfg.OnReadStates != nil {
-			n.cfg.OnReadStates(rs)
-		}
+	if len(rd.ReadStates) > 0 && n.cfg.OnReadStates != nil {
+		n.cfg.OnReadStates(rd.ReadStates)
 	}
 }
 
