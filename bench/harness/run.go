@@ -261,9 +261,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		}
 		wr.finish(w.metrics, sut.Name, r.res.Refs)
 		r.res.Workloads = append(r.res.Workloads, wr)
-		if matches(w.name, cfg.Profile) && w.members > 1 {
-			r.note("profile %s: not available for multi-member workloads", w.name)
-		} else if matches(w.name, cfg.Profile) && w.server {
+		if matches(w.name, cfg.Profile) && w.server {
 			profSystems := []System{sut}
 			switch {
 			case cfg.ProfileRefs && w.v2:
@@ -272,7 +270,11 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 				profSystems = systems
 			}
 			for _, sys := range profSystems {
-				if err := r.profile(ctx, w, sys); err != nil {
+				profile := r.profile
+				if w.members > 1 {
+					profile = r.profileCluster
+				}
+				if err := profile(ctx, w, sys); err != nil {
 					if ctx.Err() != nil {
 						return nil, ctx.Err()
 					}

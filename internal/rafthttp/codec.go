@@ -83,6 +83,7 @@ type messageDecoder struct {
 	r     io.Reader
 	limit uint64 // 0 means maxMessageBytes
 	hdr   [8]byte
+	buf   []byte // reused between messages: Unmarshal copies what it keeps
 }
 
 func (d *messageDecoder) decode() (raftpb.Message, error) {
@@ -98,15 +99,21 @@ func (d *messageDecoder) decode() (raftpb.Message, error) {
 	if n > limit {
 		return m, fmt.Errorf("message of %d bytes: %w", n, ErrMessageTooLarge)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(d.r, buf); err != nil {
+	d.buf = grow(d.buf, int(n))
+	if _, err := io.ReadFull(d.r, d.buf); err != nil {
 		return m, unexpectedEOF(err)
 	}
-	if err := m.Unmarshal(buf); err != nil {
+	if err := m.Unmarshal(d.buf); err != nil {
 		return m, fmt.Errorf("unmarshal raft message: %w", err)
+	}
+	if cap(d.buf) > maxReusedBuf {
+		d.buf = nil // a snapshot envelope or a large append: do not keep it
 	}
 	return m, nil
 }
+
+// maxReusedBuf bounds the buffer a decoder keeps between messages.
+const maxReusedBuf = 1 << 20
 
 // unexpectedEOF turns an EOF in the middle of a record into
 // io.ErrUnexpectedEOF, so that only a clean end between records reads as

@@ -150,6 +150,7 @@ func (w *streamWriter) run() {
 		msgc    chan raftpb.Message // nil while detached
 		beat    <-chan time.Time    // nil while detached
 		batched int                 // messages written since the last flush
+		m       raftpb.Message      // the message being written (one variable: write takes its address)
 	)
 	for {
 		select {
@@ -163,7 +164,7 @@ func (w *streamWriter) run() {
 				continue
 			}
 			batched = 0
-		case m := <-msgc:
+		case m = <-msgc:
 			flush := len(msgc) == 0 || batched > streamQueue/2
 			if err := w.write(conn, enc, &m, flush); err != nil {
 				if w.stopping() {

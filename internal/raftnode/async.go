@@ -85,6 +85,7 @@ func (n *Node) handleAsync(rd raft.Ready) error {
 	for _, m := range rd.Messages {
 		switch m.To {
 		case raft.LocalAppendThread:
+			n.noteAppend(&m)
 			n.appends.add(m)
 		case raft.LocalApplyThread:
 			if len(m.Entries) > 0 {

@@ -31,6 +31,7 @@ func (n *Node) drainIntake(tick <-chan time.Time) {
 
 // tick advances raft's clock by one tick.
 func (n *Node) tick() {
+	n.forwarded = false // a follower's wait for its leader lasts a tick at most (forward.go)
 	n.rn.Tick()
 	n.lastTick.Store(time.Now().UnixNano())
 }

@@ -134,6 +134,20 @@ type Node struct {
 	// handedOut counts batches sent on applyc that the applier has not yet
 	// reported done (only with Config.ApplyInline).
 	handedOut atomic.Int64
+
+	// fwd gathers the entries of proposals forwarded by peers (forward.go)
+	// until propose steps them; fwdBytes is their data size. Loop goroutine
+	// only.
+	fwd      []raftpb.Entry
+	fwdBytes int
+	// forwarded is set when a follower has forwarded a batch of proposals to
+	// the leader and not heard from it since (forward.go). Loop goroutine
+	// only.
+	forwarded bool
+	// lastAppended is the index of the last entry of the newest log append
+	// handed to the append goroutine (asynchronous mode; forward.go). Loop
+	// goroutine only.
+	lastAppended uint64
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
@@ -330,17 +344,26 @@ func (n *Node) run() {
 }
 
 // step steps m and every other message already waiting into raft, so a
-// burst of peer messages yields one Ready.
+// burst of peer messages yields one Ready. Proposals forwarded by peers are
+// not stepped here but gathered (gatherForwarded) and stepped by propose
+// together with this member's own.
 func (n *Node) step(m raftpb.Message) {
 	for {
-		if err := n.rn.Step(m); err != nil {
-			n.cfg.Logger.Debug("raft refused a peer message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
+		if !n.gatherForwarded(&m) {
+			n.stepPeer(m)
 		}
 		select {
 		case m = <-n.recvc:
 		default:
 			return
 		}
+	}
+}
+
+func (n *Node) stepPeer(m raftpb.Message) {
+	n.heardFrom(&m)
+	if err := n.rn.Step(m); err != nil {
+		n.cfg.Logger.Debug("raft refused a peer message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
 	}
 }
 
@@ -371,29 +394,45 @@ func (n *Node) ready(tick <-chan time.Time) error {
 	}
 }
 
-// propose steps the queued proposals into raft as one MsgProp. Without a
-// known leader they stay queued (raft would drop them), as etcd's proposals
-// wait for a leader until their deadline.
+// propose steps the queued proposals, and the proposals peers forwarded
+// since the last call, into raft as one MsgProp. Without a known leader the
+// member's own stay queued (raft would drop them), as etcd's proposals wait
+// for a leader until their deadline; forwarded ones are stepped (and dropped
+// by raft) as they would have been one by one.
 func (n *Node) propose() {
-	if n.rn.BasicStatus().Lead == raft.None {
+	st := n.rn.BasicStatus()
+	if n.holdProposals(st) {
 		return
 	}
-	batch := n.props.take()
-	if len(batch) == 0 {
+	var batch []proposal
+	if st.Lead != raft.None {
+		batch = n.props.take()
+	}
+	if len(batch) == 0 && len(n.fwd) == 0 {
 		return
 	}
-	defer n.props.recycle(batch)
-	ents := make([]raftpb.Entry, 0, len(batch))
+	if batch != nil {
+		defer n.props.recycle(batch)
+	}
+	ents := make([]raftpb.Entry, 0, len(batch)+len(n.fwd))
 	for _, p := range batch {
 		if p.ctx != nil && p.ctx.Err() != nil {
 			continue
 		}
 		ents = append(ents, raftpb.Entry{Data: p.data})
 	}
+	own := len(ents) > 0
+	ents = append(ents, n.fwd...)
+	clear(n.fwd)
+	n.fwd, n.fwdBytes = n.fwd[:0], 0
 	if len(ents) == 0 {
 		return
 	}
-	if err := n.rn.Step(raftpb.Message{Type: raftpb.MsgProp, Entries: ents}); err != nil && n.cfg.OnDropped != nil {
+	err := n.rn.Step(raftpb.Message{Type: raftpb.MsgProp, Entries: ents})
+	if err == nil && st.RaftState == raft.StateFollower && n.cfg.AsyncStorageWrites {
+		n.forwarded = true // raft sent them on to the leader
+	}
+	if err != nil && own && n.cfg.OnDropped != nil {
 		tokens := make([]uint64, 0, len(batch))
 		for _, p := range batch {
 			tokens = append(tokens, p.token)
@@ -410,8 +449,11 @@ func (n *Node) publish(rd raft.Ready) {
 		// sees a consistent state.
 		lead := rd.SoftState.Lead
 		n.isLead.Store(rd.SoftState.RaftState == raft.StateLeader)
-		if old := n.lead.Swap(lead); old != lead && n.cfg.OnLeaderChange != nil {
-			n.cfg.OnLeaderChange(lead, rd.HardState.Term)
+		if old := n.lead.Swap(lead); old != lead {
+			n.forwarded = false // forward.go: nothing to wait for from a new leader
+			if n.cfg.OnLeaderChange != nil {
+				n.cfg.OnLeaderChange(lead, rd.HardState.Term)
+			}
 		}
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {

@@ -52,6 +52,13 @@ func (q *proposalQueue) add(p proposal) {
 	}
 }
 
+// size is the data size of the queued proposals.
+func (q *proposalQueue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
 // take removes and returns the queued proposals, at most
 // maxProposalBatchBytes of them (at least one). The returned slice is the
 // caller's; the queue never writes to it again.
