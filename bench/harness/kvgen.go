@@ -477,7 +477,7 @@ func maxDuration(ctx context.Context) time.Duration {
 // load plus the apiserver's watch on the object prefix (k8sWatch).
 func k8sWorkload(sz Sizes, watchers int) workload {
 	const clients, conns = 100, 10
-	name, what := "k8s-shape", "kube-apiserver without watch"
+	name, what, txns := "k8s-shape", "kube-apiserver without watch", sz.K8sTxns
 	metrics := []metricDef{
 		{"rps", "txn throughput", "txn/s", true},
 		{"avg_ms", "txn mean latency", "ms", false},
@@ -486,7 +486,7 @@ func k8sWorkload(sz Sizes, watchers int) workload {
 		{"list_p99_ms", "list p99 latency", "ms", false},
 	}
 	if watchers > 0 {
-		name = "k8s-shape-watch"
+		name, txns = "k8s-shape-watch", sz.K8sWatchTxns
 		what = fmt.Sprintf("kube-apiserver with watch (%d watchers on the object prefix from the preload's revision, "+
 			"one connection each, every update checked to arrive at every watcher in revision order; "+
 			"event latency = update sent → event received)", watchers)
@@ -499,7 +499,7 @@ func k8sWorkload(sz Sizes, watchers int) workload {
 			"on a pool of %d objects (64 B keys, 1 KiB values), %d clients / %d connections each on its own objects; "+
 			"beside them a linearizable list (limit %d, count checked) every %s; "+
 			"list p99 as pkg/report (the max below 100 lists)",
-			what, sz.K8sTxns, sz.K8sObjects, clients, conns, pageLimit, k8sListEvery),
+			what, txns, sz.K8sObjects, clients, conns, pageLimit, k8sListEvery),
 		metrics: metrics,
 		run: func(ctx context.Context, r *runner, s *server) (runOut, error) {
 			if watchers > 0 {
@@ -513,7 +513,7 @@ func k8sWorkload(sz Sizes, watchers int) workload {
 			if err != nil {
 				return runOut{}, err
 			}
-			l := k8sLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: sz.K8sTxns,
+			l := k8sLoad{endpoint: s.endpoint, clients: clients, conns: conns, total: txns,
 				objects: sz.K8sObjects, revs: revs, reqTimeout: 10 * time.Second}
 			var kw *k8sWatch
 			if watchers > 0 {
@@ -523,7 +523,7 @@ func k8sWorkload(sz Sizes, watchers int) workload {
 				l.onUpdate = kw.updated
 			}
 			res, err := l.run(ctx)
-			out := runOut{m: &res.txn, expected: sz.K8sTxns,
+			out := runOut{m: &res.txn, expected: txns,
 				parts: []PartResult{{Name: "lists", Expected: res.listsIssued, Measurement: &res.list}}}
 			var watchLats []float64
 			if kw != nil {

@@ -40,6 +40,7 @@ type Sizes struct {
 	WatchConns    int           `json:"watch_connections"`          // gRPC connections they are spread over
 	WatchPuts     int           `json:"watch_puts"`                 // puts at 1,000/s, with and without the watchers
 	K8sWatchers   int           `json:"k8s_watchers"`               // k8s-shape-watch: watchers on the object prefix
+	K8sWatchTxns  int           `json:"k8s_watch_txns"`             // k8s-shape-watch: optimistic updates (quick: longer than k8s-shape's)
 	IdleWatchers  int           `json:"idle_watchers"`              // watch-idle-*: idle watchers (the issue: 10,000)
 	Leases        int           `json:"leases"`                     // lease-keepalive: leases kept alive (the issue: 10,000)
 	LeaseWindow   time.Duration `json:"lease_window_ns"`            // lease-keepalive: how long they are kept alive
@@ -58,14 +59,14 @@ var Modes = map[string]Sizes{
 		Range1: 20000, Range100: 200000, Txn1: 10000, Txn100: 100000, MemKeys: 1000000, RunTimeout: 30 * time.Minute,
 		PageKeys: 10000, PageScans: 1000, K8sObjects: 10000, K8sTxns: 100000, MemRevKeys: 1000000,
 		CompactKeys: 200000, DefragMiB: 1024, MaintWarmup: 2 * time.Second, MaintTail: 2 * time.Second,
-		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 5000, K8sWatchers: 5,
+		Put3m100: 100000, Put3m1000: 200000, WatchWatchers: 10000, WatchConns: 100, WatchPuts: 5000, K8sWatchers: 5, K8sWatchTxns: 100000,
 		IdleWatchers: 10000, Leases: 10000, LeaseWindow: 30 * time.Second,
 		V2Set: 100000, V2Get: 100000, V2MemKeys: 500000, RangeUnderPut: 100000, SnapMiB: 1024},
 	"quick": {Rounds: 3, FsyncCount: 500, Put1: 1000, Put100: 10000, Put1000: 20000,
 		Range1: 2000, Range100: 20000, Txn1: 1000, Txn100: 10000, MemKeys: 20000, RunTimeout: 3 * time.Minute,
 		PageKeys: 10000, PageScans: 100, K8sObjects: 5000, K8sTxns: 10000, MemRevKeys: 20000,
 		CompactKeys: 20000, DefragMiB: 48, MaintWarmup: time.Second, MaintTail: time.Second,
-		Put3m100: 10000, Put3m1000: 20000, WatchWatchers: 1000, WatchConns: 10, WatchPuts: 2000, K8sWatchers: 5,
+		Put3m100: 10000, Put3m1000: 20000, WatchWatchers: 1000, WatchConns: 10, WatchPuts: 2000, K8sWatchers: 5, K8sWatchTxns: 30000,
 		IdleWatchers: 10000, Leases: 10000, LeaseWindow: 10 * time.Second,
 		V2Set: 10000, V2Get: 20000, V2MemKeys: 50000, RangeUnderPut: 20000, SnapMiB: 64},
 	// tiny's 100-client counts keep each run's server CPU well above the 10 ms
@@ -74,7 +75,7 @@ var Modes = map[string]Sizes{
 		Range1: 101, Range100: 2000, Txn1: 101, Txn100: 2000, MemKeys: 300, RunTimeout: time.Minute,
 		PageKeys: 1200, PageScans: 6, K8sObjects: 1000, K8sTxns: 300, MemRevKeys: 300,
 		CompactKeys: 400, DefragMiB: 4, MaintWarmup: 200 * time.Millisecond, MaintTail: 200 * time.Millisecond,
-		Put3m100: 200, Put3m1000: 1000, WatchWatchers: 20, WatchConns: 2, WatchPuts: 200, K8sWatchers: 2,
+		Put3m100: 200, Put3m1000: 1000, WatchWatchers: 20, WatchConns: 2, WatchPuts: 200, K8sWatchers: 2, K8sWatchTxns: 300,
 		IdleWatchers: 200, Leases: 200, LeaseWindow: 2 * time.Second,
 		V2Set: 200, V2Get: 200, V2MemKeys: 500, RangeUnderPut: 1000, SnapMiB: 4},
 }
