@@ -24,7 +24,7 @@ func TestFullModeSizesOfClusterWatchV2(t *testing.T) {
 		t.Errorf("full mode: %+v", f)
 	}
 	for name, sz := range Modes {
-		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 ||
+		if sz.WatchWatchers < sz.WatchConns || sz.WatchPuts <= 0 || sz.K8sWatchers <= 0 || sz.K8sWatchTxns < sz.K8sTxns || sz.V2Set <= 0 || sz.V2Get <= 0 || sz.V2MemKeys <= 0 ||
 			sz.IdleWatchers < sz.WatchConns || sz.Leases < leaseConns || sz.LeaseWindow <= 0 {
 			t.Errorf("%s: watch/v2 sizes unset: %+v", name, sz)
 		}
