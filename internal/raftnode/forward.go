@@ -51,12 +51,12 @@ func (n *Node) gatherForwarded(m *raftpb.Message) bool {
 // (and the forwarded ones gathered) for now. In asynchronous mode (members
 // with peers):
 //
-//   - a leader steps a new batch only while fewer than maxBatchesInFlight
-//     of its log appends are uncommitted, so that the proposals arriving
-//     while batches are replicated form the next batch, one MsgApp to each
-//     follower instead of one per proposal. The batches wait for a
-//     quorum's acknowledgement, not for the leader's own disk: a slow
-//     leader disk holds nothing back (the followers commit without it);
+//   - a leader steps a new batch only once every entry it has appended is
+//     committed, so that the proposals arriving while a batch is replicated
+//     form the next batch, one MsgApp to each follower instead of one per
+//     proposal. The batch waits for a quorum's acknowledgement, not for the
+//     leader's own disk: a slow leader disk holds nothing back (the
+//     followers commit without it);
 //   - a follower forwards a new batch to the leader only once it has heard
 //     from the leader (an append or a heartbeat) since it forwarded the last
 //     one, or a tick has passed, or the leader changed: the leader takes in
@@ -72,7 +72,7 @@ func (n *Node) holdProposals(st raft.BasicStatus) bool {
 		return false
 	}
 	switch {
-	case st.RaftState == raft.StateLeader && st.Commit < n.appendEnds[0]:
+	case st.RaftState == raft.StateLeader && st.Commit < n.lastAppended:
 	case st.RaftState == raft.StateFollower && st.Lead != raft.None && n.forwarded:
 	default:
 		return false
@@ -89,26 +89,13 @@ func (n *Node) heardFrom(m *raftpb.Message) {
 	}
 }
 
-// maxBatchesInFlight is how many of its log appends a leader lets be
-// uncommitted before it holds new proposals (holdProposals). With one, the
-// proposals that arrive while a batch is replicated wait for its commit
-// before they are even appended, so the leader's disk and the followers idle
-// while the commit is applied and answered; two keep the next batch
-// replicating meanwhile, and still one MsgApp per batch.
-const maxBatchesInFlight = 2
-
 // noteAppend records the last index of a log append the loop hands to the
 // append goroutine. Loop goroutine only.
 func (n *Node) noteAppend(m *raftpb.Message) {
-	var last uint64
 	switch {
 	case len(m.Entries) > 0:
-		last = m.Entries[len(m.Entries)-1].Index
+		n.lastAppended = m.Entries[len(m.Entries)-1].Index
 	case m.Snapshot != nil && !raft.IsEmptySnap(*m.Snapshot):
-		last = m.Snapshot.Metadata.Index
-	default:
-		return
+		n.lastAppended = m.Snapshot.Metadata.Index
 	}
-	copy(n.appendEnds[:], n.appendEnds[1:])
-	n.appendEnds[len(n.appendEnds)-1] = last
 }

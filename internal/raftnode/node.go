@@ -144,10 +144,10 @@ type Node struct {
 	// the leader and not heard from it since (forward.go). Loop goroutine
 	// only.
 	forwarded bool
-	// appendEnds holds the index of the last entry of each of the newest
-	// maxBatchesInFlight log appends handed to the append goroutine, oldest
-	// first (asynchronous mode; forward.go). Loop goroutine only.
-	appendEnds [maxBatchesInFlight]uint64
+	// lastAppended is the index of the last entry of the newest log append
+	// handed to the append goroutine (asynchronous mode; forward.go). Loop
+	// goroutine only.
+	lastAppended uint64
 }
 
 // recvBuffer is how many peer messages may wait for the loop; a peer's
