@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -40,16 +41,11 @@ func (a *app) del(cmd *cobra.Command, o *delOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.DeleteResponse, error) {
+		return cli.Delete(ctx, key, opts...)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.Delete(ctx, key, opts...)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.Del(*resp)
 }

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -169,68 +170,73 @@ func (a *app) checkHealth(cfg *clientv3.Config) printer.EndpointHealth {
 // endpoint is reported on stderr; the others are still printed, and the
 // command then exits 1 with no "Error:" line.
 func (a *app) endpointStatus(cmd *cobra.Command, o *endpointOptions) error {
-	cli, err := a.client(cmd)
+	ss, failed, err := eachEndpoint(a, cmd, o, "status",
+		func(ctx context.Context, cli *clientv3.Client, ep string) (printer.EndpointStatus, error) {
+			resp, err := cli.Status(ctx, ep)
+			return printer.EndpointStatus{Ep: ep, Resp: resp}, err
+		})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	eps, err := a.clusterEndpoints(o)
-	if err != nil {
-		return err
-	}
-	var ss []printer.EndpointStatus
-	failed := false
-	for _, ep := range eps {
-		ctx, cancel := a.commandCtx()
-		resp, err := cli.Status(ctx, ep)
-		cancel()
-		if err != nil {
-			failed = true
-			fmt.Fprintf(a.stderr, "Failed to get the status of endpoint %s (%v)\n", ep, err)
-			continue
-		}
-		ss = append(ss, printer.EndpointStatus{Ep: ep, Resp: resp})
 	}
 	if err := a.display.EndpointStatus(ss); err != nil {
 		return err
 	}
-	if failed {
+	if failed != nil {
 		return exitSilently(ExitError)
 	}
 	return nil
 }
 
-// endpointHashKV asks each endpoint for the hash of its key-value history.
+// endpointHashKV asks each endpoint for the hash of its key-value history,
+// in order; a failing endpoint is reported on stderr, the others are still
+// printed, then the command exits 1 with the last failure.
 func (a *app) endpointHashKV(cmd *cobra.Command, o *endpointOptions) error {
-	cli, err := a.client(cmd)
+	hs, failed, err := eachEndpoint(a, cmd, o, "hash",
+		func(ctx context.Context, cli *clientv3.Client, ep string) (printer.EndpointHashKV, error) {
+			resp, err := cli.HashKV(ctx, ep, o.rev)
+			return printer.EndpointHashKV{Ep: ep, Resp: resp}, err
+		})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	eps, err := a.clusterEndpoints(o)
-	if err != nil {
-		return err
-	}
-	var hs []printer.EndpointHashKV
-	var lastErr error
-	for _, ep := range eps {
-		ctx, cancel := a.commandCtx()
-		resp, err := cli.HashKV(ctx, ep, o.rev)
-		cancel()
-		if err != nil {
-			lastErr = err
-			fmt.Fprintf(a.stderr, "Failed to get the hash of endpoint %s (%v)\n", ep, err)
-			continue
-		}
-		hs = append(hs, printer.EndpointHashKV{Ep: ep, Resp: resp})
 	}
 	if err := a.display.EndpointHashKV(hs); err != nil {
 		return err
 	}
-	if lastErr != nil {
-		return exitWith(ExitError, lastErr)
+	if failed != nil {
+		return exitWith(ExitError, failed)
 	}
 	return nil
+}
+
+// eachEndpoint connects once and runs call against each endpoint in turn
+// (--endpoints, or every member's with --cluster), each under
+// --command-timeout. A failure is printed as "Failed to get the <what> of
+// endpoint <ep> (<err>)" and the next endpoint is still asked. It returns
+// the successful answers in order and the last failure; err is a failure to
+// connect or to list the endpoints.
+func eachEndpoint[R any](a *app, cmd *cobra.Command, o *endpointOptions, what string,
+	call func(ctx context.Context, cli *clientv3.Client, ep string) (R, error)) (out []R, failed, err error) {
+	cli, err := a.client(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cli.Close()
+	eps, err := a.clusterEndpoints(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ep := range eps {
+		ctx, cancel := a.commandCtx()
+		r, err := call(ctx, cli, ep)
+		cancel()
+		if err != nil {
+			failed = err
+			fmt.Fprintf(a.stderr, "Failed to get the %s of endpoint %s (%v)\n", what, ep, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, failed, nil
 }
 
 // clusterEndpoints is --endpoints, or with --cluster the client URLs of

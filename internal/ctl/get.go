@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -64,16 +65,11 @@ func (a *app) get(cmd *cobra.Command, o *getOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, key, opts...)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.Get(ctx, key, opts...)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	if o.countOnly && a.display.Format() != "fields" {
 		return exitf(ExitBadArgs, "--count-only is only for `--write-out=fields`")

@@ -70,16 +70,12 @@ func (a *app) leaseGrant(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return exitf(ExitBadArgs, "bad TTL (%w)", err)
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, func(err error) error { return exitf(ExitError, "failed to grant lease (%w)", err) },
+		func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseGrantResponse, error) {
+			return cli.Grant(ctx, ttl)
+		})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.Grant(ctx, ttl)
-	cancel()
-	if err != nil {
-		return exitf(ExitError, "failed to grant lease (%w)", err)
 	}
 	return a.display.LeaseGrant(*resp)
 }
@@ -92,16 +88,12 @@ func (a *app) leaseRevoke(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, func(err error) error { return exitf(ExitError, "failed to revoke lease (%w)", err) },
+		func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseRevokeResponse, error) {
+			return cli.Revoke(ctx, id)
+		})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.Revoke(ctx, id)
-	cancel()
-	if err != nil {
-		return exitf(ExitError, "failed to revoke lease (%w)", err)
 	}
 	return a.display.LeaseRevoke(id, *resp)
 }

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -73,16 +74,11 @@ func (a *app) memberList(cmd *cobra.Command, consistency string) error {
 		// etcdctl 3.6.16 names the default, not the value given.
 		return exitf(ExitBadFeature, "unknown consistency flag %q", "l")
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberListResponse, error) {
+		return cli.MemberList(ctx, opts...)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.MemberList(ctx, opts...)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.MemberList(*resp)
 }
@@ -109,21 +105,14 @@ func (a *app) memberAdd(cmd *cobra.Command, args []string, peerURLs string, lear
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberAddResponse, error) {
+		if learner {
+			return cli.MemberAddAsLearner(ctx, urls)
+		}
+		return cli.MemberAdd(ctx, urls)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	var resp *clientv3.MemberAddResponse
-	if learner {
-		resp, err = cli.MemberAddAsLearner(ctx, urls)
-	} else {
-		resp, err = cli.MemberAdd(ctx, urls)
-	}
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.MemberAdd(printer.MemberAdd{Name: args[0], PeerURLs: peerURLs, Resp: *resp})
 }
@@ -133,16 +122,11 @@ func (a *app) memberRemove(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberRemoveResponse, error) {
+		return cli.MemberRemove(ctx, id)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.MemberRemove(ctx, id)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.MemberRemove(id, *resp)
 }
@@ -159,16 +143,11 @@ func (a *app) memberUpdate(cmd *cobra.Command, args []string, peerURLs string) e
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberUpdateResponse, error) {
+		return cli.MemberUpdate(ctx, id, urls)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.MemberUpdate(ctx, id, urls)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.MemberUpdate(id, *resp)
 }
@@ -178,16 +157,11 @@ func (a *app) memberPromote(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.MemberPromoteResponse, error) {
+		return cli.MemberPromote(ctx, id)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.MemberPromote(ctx, id)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.MemberPromote(id, *resp)
 }

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -62,16 +63,11 @@ func (a *app) put(cmd *cobra.Command, o *putOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	cli, err := a.client(cmd)
+	resp, err := request(a, cmd, rpcError, func(ctx context.Context, cli *clientv3.Client) (*clientv3.PutResponse, error) {
+		return cli.Put(ctx, key, value, opts...)
+	})
 	if err != nil {
 		return err
-	}
-	defer cli.Close()
-	ctx, cancel := a.commandCtx()
-	resp, err := cli.Put(ctx, key, value, opts...)
-	cancel()
-	if err != nil {
-		return exitWith(ExitError, err)
 	}
 	return a.display.Put(*resp)
 }

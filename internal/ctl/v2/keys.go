@@ -1,6 +1,7 @@
 package ctlv2
 
 import (
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -48,12 +49,14 @@ func (r *runner) valueArg(c *cli.Context) (string, error) {
 
 // keyCall runs one keys request bounded by --total-timeout; a failure is
 // printed and exits 4.
-func (r *runner) keyCall(c *cli.Context, call func(ki client.KeysAPI) (*client.Response, error)) (*client.Response, error) {
+func (r *runner) keyCall(c *cli.Context, call func(ctx context.Context, ki client.KeysAPI) (*client.Response, error)) (*client.Response, error) {
 	ki, err := r.keysAPI(c)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ki)
+	ctx, cancel := r.totalTimeout(c)
+	defer cancel()
+	resp, err := call(ctx, ki)
 	if err != nil {
 		return nil, r.fail(ExitServerError, err)
 	}
@@ -77,9 +80,7 @@ func (r *runner) setCommand() cli.Command {
 			cli.IntFlag{Name: "swap-with-index", Value: 0, Usage: "previous index"},
 		},
 		Action: func(c *cli.Context) error {
-			return r.writeKey(c, func(c *cli.Context) *client.SetOptions {
-				return &client.SetOptions{TTL: ttlOf(c), PrevValue: c.String("swap-with-value"), PrevIndex: uint64(c.Int("swap-with-index"))}
-			})
+			return r.setKey(c, &client.SetOptions{TTL: ttlOf(c), PrevValue: c.String("swap-with-value"), PrevIndex: uint64(c.Int("swap-with-index"))})
 		},
 	}
 }
@@ -91,9 +92,7 @@ func (r *runner) updateCommand() cli.Command {
 		ArgsUsage: "<key> <value>",
 		Flags:     []cli.Flag{ttlFlag()},
 		Action: func(c *cli.Context) error {
-			return r.writeKey(c, func(c *cli.Context) *client.SetOptions {
-				return &client.SetOptions{TTL: ttlOf(c), PrevExist: client.PrevExist}
-			})
+			return r.setKey(c, &client.SetOptions{TTL: ttlOf(c), PrevExist: client.PrevExist})
 		},
 	}
 }
@@ -109,34 +108,25 @@ func (r *runner) mkCommand() cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if !c.Bool("in-order") {
-				return r.writeKey(c, func(c *cli.Context) *client.SetOptions {
-					return &client.SetOptions{TTL: ttlOf(c), PrevExist: client.PrevNoExist}
-				})
+				return r.setKey(c, &client.SetOptions{TTL: ttlOf(c), PrevExist: client.PrevNoExist})
 			}
-			key, err := r.keyArg(c)
-			if err != nil {
-				return err
-			}
-			value, err := r.valueArg(c)
-			if err != nil {
-				return err
-			}
-			resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-				ctx, cancel := r.totalTimeout(c)
-				defer cancel()
+			return r.writeKey(c, func(ctx context.Context, ki client.KeysAPI, key, value string) (*client.Response, error) {
 				return ki.CreateInOrder(ctx, key, value, &client.CreateInOrderOptions{TTL: ttlOf(c)})
 			})
-			if err != nil {
-				return err
-			}
-			r.printResponse(c, resp)
-			return nil
 		},
 	}
 }
 
-// writeKey is set, update and mk: a key, a value and one PUT.
-func (r *runner) writeKey(c *cli.Context, opts func(c *cli.Context) *client.SetOptions) error {
+// setKey is set, update and mk: a key, a value and one PUT with opts.
+func (r *runner) setKey(c *cli.Context, opts *client.SetOptions) error {
+	return r.writeKey(c, func(ctx context.Context, ki client.KeysAPI, key, value string) (*client.Response, error) {
+		return ki.Set(ctx, key, value, opts)
+	})
+}
+
+// writeKey reads a key and a value (keyArg, valueArg), runs one write
+// request with them (keyCall) and prints the response.
+func (r *runner) writeKey(c *cli.Context, write func(ctx context.Context, ki client.KeysAPI, key, value string) (*client.Response, error)) error {
 	key, err := r.keyArg(c)
 	if err != nil {
 		return err
@@ -145,10 +135,8 @@ func (r *runner) writeKey(c *cli.Context, opts func(c *cli.Context) *client.SetO
 	if err != nil {
 		return err
 	}
-	resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-		ctx, cancel := r.totalTimeout(c)
-		defer cancel()
-		return ki.Set(ctx, key, value, opts(c))
+	resp, err := r.keyCall(c, func(ctx context.Context, ki client.KeysAPI) (*client.Response, error) {
+		return write(ctx, ki, key, value)
 	})
 	if err != nil {
 		return err
@@ -182,9 +170,7 @@ func (r *runner) dirCommand(name, usage, argsUsage string, prev client.PrevExist
 			if err != nil {
 				return err
 			}
-			resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-				ctx, cancel := r.totalTimeout(c)
-				defer cancel()
+			resp, err := r.keyCall(c, func(ctx context.Context, ki client.KeysAPI) (*client.Response, error) {
 				return ki.Set(ctx, key, "", &client.SetOptions{TTL: ttlOf(c), Dir: true, PrevExist: prev})
 			})
 			if err != nil {
@@ -238,9 +224,7 @@ func (r *runner) remove(c *cli.Context, opts *client.DeleteOptions) error {
 	if err != nil {
 		return err
 	}
-	resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-		ctx, cancel := r.totalTimeout(c)
-		defer cancel()
+	resp, err := r.keyCall(c, func(ctx context.Context, ki client.KeysAPI) (*client.Response, error) {
 		return ki.Delete(ctx, key, opts)
 	})
 	if err != nil {
@@ -266,9 +250,7 @@ func (r *runner) getCommand() cli.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-				ctx, cancel := r.totalTimeout(c)
-				defer cancel()
+			resp, err := r.keyCall(c, func(ctx context.Context, ki client.KeysAPI) (*client.Response, error) {
 				return ki.Get(ctx, key, &client.GetOptions{Sort: c.Bool("sort"), Quorum: c.Bool("quorum")})
 			})
 			if err != nil {
@@ -299,9 +281,7 @@ func (r *runner) lsCommand() cli.Command {
 			if len(c.Args()) != 0 {
 				key = c.Args()[0]
 			}
-			resp, err := r.keyCall(c, func(ki client.KeysAPI) (*client.Response, error) {
-				ctx, cancel := r.totalTimeout(c)
-				defer cancel()
+			resp, err := r.keyCall(c, func(ctx context.Context, ki client.KeysAPI) (*client.Response, error) {
 				return ki.Get(ctx, key, &client.GetOptions{Sort: c.Bool("sort"), Recursive: c.Bool("recursive"), Quorum: c.Bool("quorum")})
 			})
 			if err != nil {

@@ -1,6 +1,7 @@
 package ctlv2
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,26 +18,40 @@ func (r *runner) memberCommand() cli.Command {
 		Name:  "member",
 		Usage: "member add, remove and list subcommands",
 		Subcommands: []cli.Command{
-			{Name: "list", Usage: "enumerate existing cluster members", ArgsUsage: " ", Action: r.memberList},
-			{Name: "add", Usage: "add a new member to the etcd cluster", ArgsUsage: "<name> <peerURL>", Action: r.memberAdd},
-			{Name: "remove", Usage: "remove an existing member from the etcd cluster", ArgsUsage: "<memberID>", Action: r.memberRemove},
-			{Name: "update", Usage: "update an existing member in the etcd cluster", ArgsUsage: "<memberID> <peerURLs>", Action: r.memberUpdate},
+			{Name: "list", Usage: "enumerate existing cluster members", ArgsUsage: " ",
+				Action: r.withMembers(0, "No arguments accepted\n", r.memberList)},
+			{Name: "add", Usage: "add a new member to the etcd cluster", ArgsUsage: "<name> <peerURL>",
+				Action: r.withMembers(2, "Provide a name and a single member peerURL\n", r.memberAdd)},
+			{Name: "remove", Usage: "remove an existing member from the etcd cluster", ArgsUsage: "<memberID>",
+				Action: r.withMembers(1, "Provide a single member ID\n", r.memberRemove)},
+			{Name: "update", Usage: "update an existing member in the etcd cluster", ArgsUsage: "<memberID> <peerURLs>",
+				Action: r.withMembers(2, "Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)\n", r.memberUpdate)},
 		},
+	}
+}
+
+// withMembers is the action of a member subcommand: exactly nargs
+// arguments (else usage on stderr, exit 1), then fn with the members API
+// and a context bounded by --total-timeout.
+func (r *runner) withMembers(nargs int, usage string,
+	fn func(ctx context.Context, m client.MembersAPI, args cli.Args) error) func(c *cli.Context) error {
+	return func(c *cli.Context) error {
+		if len(c.Args()) != nargs {
+			return r.failf(ExitBadArgs, "%s", usage)
+		}
+		m, err := r.membersAPI(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := r.totalTimeout(c)
+		defer cancel()
+		return fn(ctx, m, c.Args())
 	}
 }
 
 // memberList prints one line per member, marking the leader; a member
 // that has not started yet shows only its peer URLs.
-func (r *runner) memberList(c *cli.Context) error {
-	if len(c.Args()) != 0 {
-		return r.failf(ExitBadArgs, "No arguments accepted\n")
-	}
-	m, err := r.membersAPI(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.totalTimeout(c)
-	defer cancel()
+func (r *runner) memberList(ctx context.Context, m client.MembersAPI, _ cli.Args) error {
 	members, err := m.List(ctx)
 	if err != nil {
 		return r.failf(ExitBadArgs, "%s\n", err.Error())
@@ -59,17 +74,7 @@ func (r *runner) memberList(c *cli.Context) error {
 
 // memberAdd adds a member by peer URL and prints the variables its first
 // start needs.
-func (r *runner) memberAdd(c *cli.Context) error {
-	args := c.Args()
-	if len(args) != 2 {
-		return r.failf(ExitBadArgs, "Provide a name and a single member peerURL\n")
-	}
-	m, err := r.membersAPI(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.totalTimeout(c)
-	defer cancel()
+func (r *runner) memberAdd(ctx context.Context, m client.MembersAPI, args cli.Args) error {
 	added, err := m.Add(ctx, args[1])
 	if err != nil {
 		return r.failf(ExitBadArgs, "%s\n", err.Error())
@@ -99,18 +104,8 @@ func (r *runner) memberAdd(c *cli.Context) error {
 
 // memberRemove removes a member by ID, after checking the ID is known (and
 // hinting when a member's name was given instead).
-func (r *runner) memberRemove(c *cli.Context) error {
-	args := c.Args()
-	if len(args) != 1 {
-		return r.failf(ExitBadArgs, "Provide a single member ID\n")
-	}
+func (r *runner) memberRemove(ctx context.Context, m client.MembersAPI, args cli.Args) error {
 	id := args[0]
-	m, err := r.membersAPI(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.totalTimeout(c)
-	defer cancel()
 	members, err := m.List(ctx)
 	if err != nil {
 		fmt.Fprintln(r.env.Stderr, "Error while verifying ID against known members:", err.Error())
@@ -137,17 +132,7 @@ func (r *runner) memberRemove(c *cli.Context) error {
 }
 
 // memberUpdate replaces a member's peer URLs (comma-separated).
-func (r *runner) memberUpdate(c *cli.Context) error {
-	args := c.Args()
-	if len(args) != 2 {
-		return r.failf(ExitBadArgs, "Provide an ID and a list of comma separated peerURL (0xabcd http://example.com,http://example1.com)\n")
-	}
-	m, err := r.membersAPI(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.totalTimeout(c)
-	defer cancel()
+func (r *runner) memberUpdate(ctx context.Context, m client.MembersAPI, args cli.Args) error {
 	if err := m.Update(ctx, args[0], strings.Split(args[1], ",")); err != nil {
 		return r.failf(ExitBadArgs, "%s\n", err.Error())
 	}

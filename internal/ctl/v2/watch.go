@@ -38,6 +38,32 @@ func (r *runner) interrupt() (context.Context, func()) {
 	}
 }
 
+// watchEach watches key with opts and hands each event to each, until
+// each returns done or an error, Ctrl-C (exit 0) or a watch failure
+// (printed, exit 4).
+func (r *runner) watchEach(c *cli.Context, key string, opts *client.WatcherOptions,
+	each func(resp *client.Response) (done bool, err error)) error {
+	ki, err := r.keysAPI(c)
+	if err != nil {
+		return err
+	}
+	w := ki.Watcher(key, opts)
+	ctx, stop := r.interrupt()
+	defer stop()
+	for {
+		resp, err := w.Next(ctx)
+		if ctx.Err() != nil {
+			return nil // Ctrl-C
+		}
+		if err != nil {
+			return r.fail(ExitServerError, err)
+		}
+		if done, err := each(resp); done || err != nil {
+			return err
+		}
+	}
+}
+
 func (r *runner) watchCommand() cli.Command {
 	return cli.Command{
 		Name:      "watch",
@@ -53,33 +79,18 @@ func (r *runner) watchCommand() cli.Command {
 			if err != nil {
 				return err
 			}
-			ki, err := r.keysAPI(c)
-			if err != nil {
-				return err
-			}
 			recursive, forever := c.Bool("recursive"), c.Bool("forever")
-			w := ki.Watcher(key, &client.WatcherOptions{AfterIndex: uint64(c.Int("after-index")), Recursive: recursive})
-			ctx, stop := r.interrupt()
-			defer stop()
-			for {
-				resp, err := w.Next(ctx)
-				if ctx.Err() != nil {
-					return nil // Ctrl-C
-				}
-				if err != nil {
-					return r.fail(ExitServerError, err)
-				}
+			opts := &client.WatcherOptions{AfterIndex: uint64(c.Int("after-index")), Recursive: recursive}
+			return r.watchEach(c, key, opts, func(resp *client.Response) (bool, error) {
 				if resp.Node.Dir {
-					continue
+					return false, nil
 				}
 				if recursive {
 					r.outf("[%s] %s\n", resp.Action, resp.Node.Key)
 				}
 				r.printResponse(c, resp)
-				if !forever {
-					return nil
-				}
-			}
+				return !forever, nil
+			})
 		},
 	}
 }
@@ -111,27 +122,14 @@ func (r *runner) execWatchCommand() cli.Command {
 			if n := c.Int("after-index"); n != 0 {
 				index = n + 1
 			}
-			ki, err := r.keysAPI(c)
-			if err != nil {
-				return err
-			}
-			w := ki.Watcher(key, &client.WatcherOptions{AfterIndex: uint64(index), Recursive: c.Bool("recursive")})
-			ctx, stop := r.interrupt()
-			defer stop()
-			for {
-				resp, err := w.Next(ctx)
-				if ctx.Err() != nil {
-					return nil // Ctrl-C
-				}
-				if err != nil {
-					return r.fail(ExitServerError, err)
-				}
+			opts := &client.WatcherOptions{AfterIndex: uint64(index), Recursive: c.Bool("recursive")}
+			return r.watchEach(c, key, opts, func(resp *client.Response) (bool, error) {
 				if resp.Node.Dir {
 					fmt.Fprintf(r.env.Stderr, "Ignored dir %s change\n", resp.Node.Key)
-					continue
+					return false, nil
 				}
 				if len(cmdArgs) == 0 {
-					return r.fail(ExitBadArgs, errors.New("key and command to exec required"))
+					return true, r.fail(ExitBadArgs, errors.New("key and command to exec required"))
 				}
 				cmd := exec.Command(cmdArgs[0], cmdArgs[1:]...)
 				cmd.Env = append(append([]string{}, r.environ()...),
@@ -143,10 +141,11 @@ func (r *runner) execWatchCommand() cli.Command {
 				// The command runs while the watch goes on, as in etcdctl.
 				if err := cmd.Start(); err != nil {
 					fmt.Fprint(r.env.Stderr, err.Error())
-					return &exit{ExitBadArgs}
+					return true, &exit{ExitBadArgs}
 				}
 				go func() { _ = cmd.Wait() }()
-			}
+				return false, nil
+			})
 		},
 	}
 }
