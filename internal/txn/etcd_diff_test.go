@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -19,17 +18,13 @@ import (
 
 	"github.com/cairnkv/cairn/internal/backend"
 	"github.com/cairnkv/cairn/internal/mvcc"
+	"github.com/cairnkv/cairn/tests/framework"
 	"github.com/cairnkv/cairn/tests/refs"
 )
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is a port for a reference server (framework.FreePort: below the
+// ephemeral range, so no outgoing connection takes it first).
+func freePort(t *testing.T) int { return framework.FreePort(t, "127.0.0.1") }
 
 // startEtcd runs a one-member etcd in a temp dir and returns a client.
 func startEtcd(t *testing.T, bin string) (*clientv3.Client, string) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/snap"
 	"github.com/cairnkv/cairn/internal/wal"
+	"github.com/cairnkv/cairn/tests/framework"
 	"github.com/cairnkv/cairn/tests/refs"
 )
 
@@ -116,15 +116,9 @@ func TestEtcdDumpLogsReadsCairnDataDir(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is a port for a reference server (framework.FreePort: below the
+// ephemeral range, so no outgoing connection takes it first).
+func freePort(t *testing.T) int { return framework.FreePort(t, "127.0.0.1") }
 
 // cairn's wal and snap packages read a data dir written by a real etcd 3.6.16
 // that wrote snapshots and rotated through them.

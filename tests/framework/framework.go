@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,17 +108,6 @@ func CairnFailpoints(t testing.TB) string {
 
 // Cairnctl is the path of the built cairnctl binary.
 func Cairnctl(t testing.TB) string { return filepath.Join(Binaries(t), "cairnctl") }
-
-// FreePort returns a TCP port that was free on host a moment ago.
-func FreePort(t testing.TB, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // Member is one server process (cairn or etcd) with a single-member
 // configuration on loopback.
