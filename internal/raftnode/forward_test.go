@@ -50,11 +50,7 @@ func TestForwardedProposalsSteppedAsOne(t *testing.T) {
 		const a, b, c = 1, 2, 3
 		nw, vs := newClusterMode(t, 3, async)
 		all := []uint64{a, b, c}
-		if err := vs[a].n.Campaign(); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "a to lead", leaderIs(vs, a, all...))
-		eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
+		leadWith(t, vs, a, all...)
 
 		var rec appRecorder
 		rec.watch(nw, a, b)
@@ -91,11 +87,7 @@ func TestLeaderHoldsProposalsUntilCommitted(t *testing.T) {
 	const a, b, c = 1, 2, 3
 	nw, vs := newClusterMode(t, 3, true)
 	all := []uint64{a, b, c}
-	if err := vs[a].n.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "a to lead", leaderIs(vs, a, all...))
-	eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
+	leadWith(t, vs, a, all...)
 
 	var rec appRecorder
 	rec.watch(nw, a, b)
@@ -150,11 +142,7 @@ func TestFollowerForwardsOneBatchPerLeaderMessage(t *testing.T) {
 	clusterTick = time.Hour // no heartbeats, no tick ends the wait
 	nw, vs := newClusterMode(t, 3, true)
 	all := []uint64{a, b, c}
-	if err := vs[a].n.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "a to lead", leaderIs(vs, a, all...))
-	eventually(t, "a's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
+	leadWith(t, vs, a, all...)
 
 	var mu sync.Mutex
 	var props [][]string // MsgProps b sent, by entry data
@@ -205,4 +193,16 @@ func TestFollowerForwardsOneBatchPerLeaderMessage(t *testing.T) {
 			t.Fatal(errs)
 		}
 	}
+}
+
+// leadWith makes lead campaign and waits until it leads among all and its
+// first entry (index 2, after the bootstrap's conf change) is applied on
+// every one of them.
+func leadWith(t *testing.T, vs map[uint64]*voter, lead uint64, all ...uint64) {
+	t.Helper()
+	if err := vs[lead].n.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, fmt.Sprintf("%d to lead", lead), leaderIs(vs, lead, all...))
+	eventually(t, "the leader's first entry applied everywhere", appliedAtLeast(vs, 2, all...))
 }
