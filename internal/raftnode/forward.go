@@ -51,12 +51,14 @@ func (n *Node) gatherForwarded(m *raftpb.Message) bool {
 // (and the forwarded ones gathered) for now. In asynchronous mode (members
 // with peers):
 //
-//   - a leader steps a new batch only once every entry it has appended is
-//     committed, so that the proposals arriving while a batch is replicated
-//     form the next batch, one MsgApp to each follower instead of one per
-//     proposal. The batch waits for a quorum's acknowledgement, not for the
-//     leader's own disk: a slow leader disk holds nothing back (the
-//     followers commit without it);
+//   - a leader never holds. It did once (a new batch waited until every
+//     entry it had appended was committed), and that let a leader paused
+//     past its term keep its own lease revokes queued until it had stepped
+//     down, then forward them to the new leader, which committed them:
+//     leases kept alive through the new leader ended early (robustness
+//     cairn-3/pause-leader/seed-17). A proposal a leader makes is stepped
+//     while it still leads, as etcd's are, so a stale leader's decision
+//     stays in its own uncommitted log;
 //   - a follower forwards a new batch to the leader only once it has heard
 //     from the leader (an append or a heartbeat) since it forwarded the last
 //     one, or a tick has passed, or the leader changed: the leader takes in
@@ -72,7 +74,6 @@ func (n *Node) holdProposals(st raft.BasicStatus) bool {
 		return false
 	}
 	switch {
-	case st.RaftState == raft.StateLeader && st.Commit < n.lastAppended:
 	case st.RaftState == raft.StateFollower && st.Lead != raft.None && n.forwarded:
 	default:
 		return false
