@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -325,7 +326,7 @@ func tighten(ops []*Op) (calls, rets map[*Op]int64, bad string) {
 			sorted = append(sorted, ord{o, k})
 		}
 	}
-	slices.SortStableFunc(sorted, func(a, b ord) int { return cmpInt(a.key, b.key) })
+	slices.SortStableFunc(sorted, func(a, b ord) int { return cmp.Compare(a.key, b.key) })
 	var natural time.Duration = -1 // latest real call of the groups before
 	var naturalOp *Op
 	var prefix int64 = -1 // latest effective call of the groups before
@@ -373,10 +374,10 @@ func replay(ops []*Op) string {
 		sorted = append(sorted, ord{o, k})
 	}
 	slices.SortStableFunc(sorted, func(a, b ord) int {
-		if c := cmpInt(a.key, b.key); c != 0 {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return cmpDur(a.o.Call, b.o.Call)
+		return cmp.Compare(a.o.Call, b.o.Call)
 	})
 	s := ksModel.Init()[0].(*ksState)
 	for _, e := range sorted {
@@ -413,16 +414,6 @@ func replay(ops []*Op) string {
 		s = next[0].(*ksState)
 	}
 	return ""
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // checkLinearizable runs porcupine with the whole-keyspace model over the

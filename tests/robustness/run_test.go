@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -330,7 +331,7 @@ func runScenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 	}
 	res.restores = c.restores
 	in.events = append(in.events, cp.events()...)
-	slices.SortStableFunc(in.events, func(a, b Event) int { return cmpDur(a.At, b.At) })
+	slices.SortStableFunc(in.events, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
 	res.Compactions = len(compactions)
 	res.Events = in.events
 	header := fmt.Sprintf("# %s\n# flags: %s\n# %s", sc, strings.Join(res.Flags, " "), strings.ReplaceAll(res.summary(), "\n", "\n# "))

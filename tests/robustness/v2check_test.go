@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -302,9 +303,9 @@ func checkV2Order(ops []*v2Op) []anomaly {
 		}
 		done = append(done, seen{o.Return, max(o.Index, o.Header), o})
 	}
-	slices.SortFunc(done, func(a, b seen) int { return cmpDur(a.ret, b.ret) })
+	slices.SortFunc(done, func(a, b seen) int { return cmp.Compare(a.ret, b.ret) })
 	byCall := slices.Clone(done)
-	slices.SortFunc(byCall, func(a, b seen) int { return cmpDur(a.o.Call, b.o.Call) })
+	slices.SortFunc(byCall, func(a, b seen) int { return cmp.Compare(a.o.Call, b.o.Call) })
 	var anoms []anomaly
 	var best seen
 	j := 0

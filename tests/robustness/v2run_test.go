@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -170,7 +171,7 @@ func runV2Scenario(t testing.TB, sc scenario, cfg runConfig) *runResult {
 		}
 		in.event("validated: v2 index %d, %d ops checked in %v, %d watch polls", h.Final, res.Checked, res.CheckerTime, polls)
 	}
-	slices.SortStableFunc(in.events, func(a, b Event) int { return cmpDur(a.At, b.At) })
+	slices.SortStableFunc(in.events, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
 	res.Events = in.events
 	if err := writeV2History(filepath.Join(res.Dir, "history.txt"), res, ops, ws, h); err != nil {
 		t.Logf("write history: %v", err)
@@ -282,7 +283,7 @@ func writeV2History(path string, res *runResult, ops []*v2Op, ws []*v2Watcher, h
 			lines = append(lines, line{p.Call, fmt.Sprintf("watch %.3f %.3f %s from %d → %s %s=%q@%d", p.Call.Seconds(), p.Event.At.Seconds(), w, p.From, p.Event.Action, p.Event.Key, p.Event.Value, p.Event.Index)})
 		}
 	}
-	slices.SortStableFunc(lines, func(a, b line) int { return cmpDur(a.at, b.at) })
+	slices.SortStableFunc(lines, func(a, b line) int { return cmp.Compare(a.at, b.at) })
 	for _, l := range lines {
 		fmt.Fprintln(f, l.text)
 	}

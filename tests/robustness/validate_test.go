@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -160,7 +161,7 @@ func resolve(ops []*Op, changes []storeChange) ([]*Op, []anomaly) {
 	// interval).
 	for k, revs := range unexplained {
 		cands := unknownDeletes[k]
-		slices.SortStableFunc(cands, func(a, b *Op) int { return cmpDur(a.Call, b.Call) })
+		slices.SortStableFunc(cands, func(a, b *Op) int { return cmp.Compare(a.Call, b.Call) })
 		if len(revs) > len(cands) {
 			anoms = append(anoms, anomaly{anomPhantomWrite, fmt.Sprintf("%d deletes of %s with only %d unknown deletes to explain them", len(revs), k, len(cands))})
 		}
@@ -274,8 +275,8 @@ func checkRevisionOrder(ops []*Op) []anomaly {
 			done = append(done, o)
 		}
 	}
-	slices.SortFunc(done, func(a, b *Op) int { return cmpDur(a.Return, b.Return) })
-	slices.SortFunc(all, func(a, b *Op) int { return cmpDur(a.Call, b.Call) })
+	slices.SortFunc(done, func(a, b *Op) int { return cmp.Compare(a.Return, b.Return) })
+	slices.SortFunc(all, func(a, b *Op) int { return cmp.Compare(a.Call, b.Call) })
 	var anoms []anomaly
 	var maxRev int64
 	var maxOp *Op
@@ -298,16 +299,6 @@ func checkRevisionOrder(ops []*Op) []anomaly {
 		}
 	}
 	return anoms
-}
-
-func cmpDur(a, b time.Duration) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // converge waits until every member reports the same revision and the same
