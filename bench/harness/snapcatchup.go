@@ -139,6 +139,10 @@ func snapshotCatchupRun(ctx context.Context, r *runner, c *cluster, sz Sizes, ke
 
 	pm, putDuring, putOutside := splitSamples(putSamples, putElapsed, from, to)
 	rm, readDuring, readOutside := splitSamples(readSamples, readElapsed, from, to)
+	if !from.IsZero() {
+		r.logf("snapshot-catchup timeline (seconds from the restart):\n%s", catchupTimeline(from, to, c, li, fi,
+			map[string][]putSample{"put": slowest(putSamples, 5), "read": slowest(readSamples, 3)}))
+	}
 	parts = append(parts, PartResult{Name: "linearizable reads", Expected: readIssued, Measurement: &rm})
 	out := runOut{m: &pm, expected: putIssued, parts: parts}
 	switch {
@@ -230,6 +234,39 @@ func splitSamples(samples []putSample, elapsed time.Duration, from, to time.Time
 		}
 	}
 	return summarize(lats, errs, elapsed), sortedCopy(during), sortedCopy(outside)
+}
+
+// catchupPhases are the log lines (etcd 3.6 and cairn write the same) that
+// mark the phases of a snapshot catch-up on the leader and the follower.
+var catchupPhases = []string{"sending database snapshot", "sent database snapshot", "receiving database snapshot",
+	"received and saved database snapshot", "applying snapshot", "applied snapshot"}
+
+// catchupTimeline is the catch-up's phases from the leader's and the
+// follower's logs, every member's warnings during it and the GC cycles
+// (servers run with GODEBUG=gctrace=1) that overlapped a slow request, with
+// the slowest requests of the run.
+func catchupTimeline(from, to time.Time, c *cluster, li, fi int, slow map[string][]putSample) string {
+	var all []putSample
+	for _, ss := range slow {
+		all = append(all, ss...)
+	}
+	var events []logEvent
+	for i, s := range c.members {
+		who := fmt.Sprintf("member %d", i)
+		switch i {
+		case li:
+			who = "leader"
+		case fi:
+			who = "follower"
+		}
+		log, _ := os.ReadFile(s.logPath)
+		if i == li || i == fi {
+			events = append(events, logPhases(log, who, from, catchupPhases)...)
+		}
+		events = append(events, logWarnings(log, who, from, to, 10)...)
+		events = append(events, gcOverlapping(gcCycles(log), who, all)...)
+	}
+	return formatTimeline(from, events, slow)
 }
 
 func containsAny(s string, subs []string) bool {
