@@ -239,7 +239,7 @@ func splitSamples(samples []putSample, elapsed time.Duration, from, to time.Time
 // catchupPhases are the log lines (etcd 3.6 and cairn write the same) that
 // mark the phases of a snapshot catch-up on the leader and the follower.
 var catchupPhases = []string{"sending database snapshot", "sent database snapshot", "receiving database snapshot",
-	"received and saved database snapshot", "applying snapshot", "applied snapshot"}
+	"received and saved database snapshot", "applying snapshot", "kvstore restored", "applied snapshot"}
 
 // catchupTimeline is the catch-up's phases from the leader's and the
 // follower's logs, every member's warnings during it and the GC cycles

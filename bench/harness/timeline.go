@@ -23,32 +23,44 @@ type logEvent struct {
 	what string // the message
 }
 
-// logPhases returns the first occurrence, at or after since, of each of
-// msgs in log (JSON lines with an RFC 3339 "ts" and a "msg", as etcd and
-// cairn both write them). Lines that are not such JSON are skipped.
+// logPhases returns the occurrences, at or after since, of each of msgs in
+// log (JSON lines with an RFC 3339 "ts" and a "msg", as etcd and cairn both
+// write them), at most perMsg of each, with the line's durations (fields
+// named "took" or "...-took") appended. Other lines are skipped.
 func logPhases(log []byte, who string, since time.Time, msgs []string) []logEvent {
-	seen := map[string]bool{}
+	const perMsg = 3
+	seen := map[string]int{}
 	var out []logEvent
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		var rec struct {
-			TS  string `json:"ts"`
-			Msg string `json:"msg"`
-		}
+		var rec map[string]any
 		if !bytes.HasPrefix(line, []byte("{")) || json.Unmarshal(line, &rec) != nil {
 			continue
 		}
-		if seen[rec.Msg] || !slices.Contains(msgs, rec.Msg) {
+		msg, _ := rec["msg"].(string)
+		ts, _ := rec["ts"].(string)
+		if seen[msg] >= perMsg || !slices.Contains(msgs, msg) {
 			continue
 		}
-		at, err := time.Parse(time.RFC3339Nano, rec.TS)
+		at, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil || at.Before(since) {
 			continue
 		}
-		seen[rec.Msg] = true
-		out = append(out, logEvent{at: at, who: who, what: rec.Msg})
+		seen[msg]++
+		var took []string
+		for k, v := range rec {
+			if k == "took" || strings.HasSuffix(k, "-took") {
+				took = append(took, fmt.Sprintf("%s=%v", k, v))
+			}
+		}
+		slices.Sort(took)
+		what := msg
+		if len(took) > 0 {
+			what += " (" + strings.Join(took, " ") + ")"
+		}
+		out = append(out, logEvent{at: at, who: who, what: what})
 	}
 	return out
 }

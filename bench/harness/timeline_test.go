@@ -12,13 +12,13 @@ func TestLogPhasesAndTimeline(t *testing.T) {
 {"level":"info","ts":"2026-12-05T11:59:59.000000Z","msg":"sending database snapshot"}
 {"level":"info","ts":"2026-12-05T12:00:01.500000Z","msg":"sending database snapshot"}
 {"level":"info","ts":"2026-12-05T12:00:02.000000Z","msg":"sending database snapshot"}
-{"level":"info","ts":"2026-12-05T12:00:03.250000Z","msg":"sent database snapshot"}
+{"level":"info","ts":"2026-12-05T12:00:03.250000Z","msg":"sent database snapshot","took":"3s","b-took":"1s"}
 {"level":"info","ts":"2026-12-05T12:00:04.000000Z","msg":"something else"}
 `)
 	ev := logPhases(log, "leader", ref, catchupPhases)
-	if len(ev) != 2 || ev[0].what != "sending database snapshot" || !ev[0].at.Equal(ref.Add(1500*time.Millisecond)) ||
-		ev[1].what != "sent database snapshot" {
-		t.Fatalf("phases = %+v, want the first sending after ref and the sent line", ev)
+	if len(ev) != 3 || ev[0].what != "sending database snapshot" || !ev[0].at.Equal(ref.Add(1500*time.Millisecond)) ||
+		ev[2].what != "sent database snapshot (b-took=1s took=3s)" {
+		t.Fatalf("phases = %+v, want the two sending lines after ref and the sent line with its durations", ev)
 	}
 	samples := []putSample{
 		{start: ref.Add(2 * time.Second), lat: 900 * time.Millisecond},
@@ -33,8 +33,9 @@ func TestLogPhasesAndTimeline(t *testing.T) {
 	got := formatTimeline(ref, ev, map[string][]putSample{"put": slow})
 	want := []string{
 		"     +1.50s  leader: sending database snapshot",
+		"     +2.00s  leader: sending database snapshot",
 		"     +2.00s  slow put: 900 ms (ends +2.90s)",
-		"     +3.25s  leader: sent database snapshot",
+		"     +3.25s  leader: sent database snapshot (b-took=1s took=3s)",
 		"     +4.00s  slow put: 40 ms (ends +4.04s)",
 	}
 	if strings.Join(want, "\n")+"\n" != got {
