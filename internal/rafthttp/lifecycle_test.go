@@ -125,3 +125,19 @@ func TestPeerBecomesInactiveWhenItStops(t *testing.T) {
 		return false
 	})
 }
+
+// A peer whose process is gone refuses connections: PeerRefused says so
+// (raftnode then campaigns early), and says no while its streams are up.
+func TestPeerRefusedWhenItsProcessIsGone(t *testing.T) {
+	a, b := newNode(t, 1, cluster), newNode(t, 2, cluster)
+	connect(a, b)
+	waitFor(t, 5*time.Second, "streams", func() bool { return streamsUp(a, 2) && streamsUp(b, 1) })
+	if a.tr.PeerRefused(2) {
+		t.Fatal("PeerRefused(2) with its streams up")
+	}
+	if a.tr.PeerRefused(3) {
+		t.Fatal("PeerRefused of an unknown member")
+	}
+	b.close()
+	waitFor(t, 10*time.Second, "a to find b's URL refusing connections", func() bool { return a.tr.PeerRefused(2) })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/raft/v3/raftpb"
@@ -41,6 +42,11 @@ type peer struct {
 	msgReader, appReader *streamReader
 
 	recvc, propc chan raftpb.Message
+
+	// refused is set when the last dial of one of its streams was refused
+	// (nothing listens at the peer's URL: its process is gone) and cleared
+	// when a stream is established (PeerRefused).
+	refused atomic.Bool
 
 	ctx    context.Context // cancelled by stop; ends the receive goroutines
 	cancel context.CancelFunc

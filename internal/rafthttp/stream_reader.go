@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -59,6 +60,7 @@ func (r *streamReader) run() {
 		body, err := r.dial()
 		switch {
 		case err == nil:
+			r.p.refused.Store(false)
 			r.p.status.activate()
 			r.t.lg.Info("established TCP streaming connection with remote peer", r.logFields()...)
 			err = r.read(body)
@@ -78,6 +80,7 @@ func (r *streamReader) run() {
 		case errors.Is(err, ErrUnsupportedStream):
 			r.t.lg.Debug("peer does not serve this stream type", append(r.logFields(), zap.Error(err))...)
 		default:
+			r.p.refused.Store(errors.Is(err, syscall.ECONNREFUSED))
 			r.p.status.deactivate(failure{source: r.typ.String(), action: "dial"}, err.Error())
 		}
 		wait.Reset(time.Until(start.Add(r.t.timing.redial)))

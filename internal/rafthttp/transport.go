@@ -263,6 +263,16 @@ func (t *Transport) ActiveSince(id uint64) time.Time {
 	return time.Time{}
 }
 
+// PeerRefused reports whether the last dial to member id was refused
+// outright (ECONNREFUSED: nothing listens at its peer URL, so its process
+// is gone, not merely slow or cut off) with no stream established since.
+// raftnode uses it to start an election as soon as raft allows one rather
+// than after its randomized timeout.
+func (t *Transport) PeerRefused(id uint64) bool {
+	p := t.peer(id)
+	return p != nil && p.refused.Load()
+}
+
 // memberRemoved reports, once, that a peer told us we were removed.
 func (t *Transport) memberRemoved(err error) {
 	t.removedOnce.Do(func() {

@@ -132,6 +132,11 @@ func newCluster(t *testing.T, n int, gated ...uint64) (*testNet, map[uint64]*vot
 // heartbeats sets it for its own cluster (tests here do not run in parallel).
 var clusterTick = 2 * time.Millisecond
 
+// clusterConfigure, when set, adjusts each test cluster node's raft and
+// raftnode configuration before it is created (tests here do not run in
+// parallel).
+var clusterConfigure func(id uint64, rc *raft.Config, nc *Config)
+
 // newClusterMode is newCluster with the storage mode chosen: async runs
 // the nodes with raft's AsynchronousStorageWrites (async.go).
 func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet, map[uint64]*voter) {
@@ -147,20 +152,17 @@ func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet,
 		if err := ms.ApplySnapshot(raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 1, Term: 1, ConfState: raftpb.ConfState{Voters: ids}}}); err != nil {
 			t.Fatal(err)
 		}
-		rn, err := raft.NewRawNode(&raft.Config{
+		rc := &raft.Config{
 			ID: id, ElectionTick: 1 << 30, HeartbeatTick: 1, Storage: ms,
 			MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
 			Logger:             &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)},
 			AsyncStorageWrites: async,
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, reads: make(chan raft.ReadState, 16),
 			fatal: make(chan error, 1)}
 		v.p.gated = slices.Contains(gated, id)
-		v.n = New(Config{
-			Logger: zap.NewNop(), Raft: rn, Storage: ms, Persister: v.p,
+		nc := Config{
+			Logger: zap.NewNop(), Storage: ms, Persister: v.p,
 			Transport: netTransport{nw: nw, from: id}, TickInterval: clusterTick,
 			AsyncStorageWrites: async,
 			OnFatal:            func(err error) { v.fatal <- err },
@@ -172,7 +174,16 @@ func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet,
 					}
 				}
 			},
-		})
+		}
+		if clusterConfigure != nil {
+			clusterConfigure(id, rc, &nc)
+		}
+		rn, err := raft.NewRawNode(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Raft = rn
+		v.n = New(nc)
 		voters[id] = v
 		nw.nodes[id] = v.n
 	}
@@ -305,9 +316,7 @@ func testFollowerWaitsForOverwrittenTail(t *testing.T, async bool) {
 	for _, o := range []uint64{c, d, e} {
 		nw.setLink(a, o, false)
 	}
-	// Queued from the loop goroutine, so they reach raft as one batch: with
-	// asynchronous storage writes a leader holds a new batch until the one
-	// before is committed (forward.go), and none of these ever is.
+	// Queued from the loop goroutine, so they reach raft as one batch.
 	if err := vs[a].n.do(func() {
 		for i := 0; i < 6; i++ {
 			vs[a].n.Propose(nil, uint64(i), fmt.Appendf(nil, "old%d", i))

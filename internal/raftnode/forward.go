@@ -82,8 +82,12 @@ func (n *Node) holdProposals(st raft.BasicStatus) bool {
 }
 
 // heardFrom ends a follower's wait after forwarding a batch (holdProposals)
-// when m comes from the leader. Loop goroutine only.
+// when m comes from the leader, and restarts the count of quiet ticks
+// (failover.go) on any message from it. Loop goroutine only.
 func (n *Node) heardFrom(m *raftpb.Message) {
+	if m.From == n.lead.Load() {
+		n.quiet = 0
+	}
 	if n.forwarded && m.From == n.lead.Load() &&
 		(m.Type == raftpb.MsgApp || m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgSnap) {
 		n.forwarded = false

@@ -34,4 +34,6 @@ func (n *Node) tick() {
 	n.forwarded = false // a follower's wait for its leader lasts a tick at most (forward.go)
 	n.rn.Tick()
 	n.lastTick.Store(time.Now().UnixNano())
+	n.quiet++
+	n.campaignIfLeaderGone()
 }

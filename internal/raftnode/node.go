@@ -96,6 +96,13 @@ type Config struct {
 	// goroutine of its own and the loop never waits for the disk (see
 	// async.go); otherwise each Ready is persisted on the loop.
 	AsyncStorageWrites bool
+	// ElectionTicks is raft.Config.ElectionTick. With LeaderGone it lets a
+	// follower campaign as soon as raft's lease allows (failover.go).
+	ElectionTicks int
+	// LeaderGone, when set, reports whether the leader's process is known
+	// to be gone (its peer URL refuses connections). Set it only when raft
+	// runs with PreVote. May be nil.
+	LeaderGone func(lead uint64) bool
 	// ApplyInline, when set, may apply batches on the loop goroutine
 	// (inline.go); the applier must then call ApplyDone after each batch it
 	// receives from the Apply channel.
@@ -144,6 +151,9 @@ type Node struct {
 	// the leader and not heard from it since (forward.go). Loop goroutine
 	// only.
 	forwarded bool
+	// quiet counts the ticks since the last message from the leader
+	// (failover.go). Loop goroutine only.
+	quiet int
 	// lastAppended is the index of the last entry of the newest log append
 	// handed to the append goroutine (asynchronous mode; forward.go). Loop
 	// goroutine only.

@@ -377,13 +377,15 @@ func bootstrap(cfg Config) (_ *Server, err error) {
 	s.applier.SetLessor(s.lessor, cfg.LeaseCheckpointPersist)
 
 	s.node = raftnode.New(raftnode.Config{
-		Logger:       lg,
-		Raft:         rn,
-		Storage:      ms,
-		Persister:    s.store,
-		Transport:    raftSender{s},
-		TickInterval: cfg.TickInterval(),
-		OnReadStates: func(rs []raft.ReadState) { s.rd.onReadStates(rs) },
+		Logger:        lg,
+		Raft:          rn,
+		Storage:       ms,
+		Persister:     s.store,
+		Transport:     raftSender{s},
+		TickInterval:  cfg.TickInterval(),
+		OnReadStates:  func(rs []raft.ReadState) { s.rd.onReadStates(rs) },
+		ElectionTicks: cfg.ElectionTicks,
+		LeaderGone:    s.leaderGoneHook(cfg.PreVote),
 		OnLeaderChange: func(lead, term uint64) {
 			s.leaderChangedAt.Store(time.Now().UnixNano())
 			s.m.leaderChanges.Inc()

@@ -115,3 +115,16 @@ func (p *peerSet) changed(id uint64, m *membership.Member) {
 	}
 	p.urls[id] = joined
 }
+
+// leaderGoneHook is raftnode.Config.LeaderGone: the peer transport knows
+// when a member's peer URL refuses connections. Without PreVote an early
+// campaign that cannot win would still raise the term, so none is made.
+func (s *Server) leaderGoneHook(preVote bool) func(lead uint64) bool {
+	if !preVote {
+		return nil
+	}
+	return func(lead uint64) bool {
+		tr, ok := s.tr.(interface{ PeerRefused(id uint64) bool })
+		return ok && tr.PeerRefused(lead)
+	}
+}
