@@ -11,7 +11,7 @@ import (
 //
 // raft elects a new leader once a follower's randomized election timeout
 // (ElectionTick plus up to ElectionTick - 1 ticks more) passes without a
-// message from the leader: with etcd's defaults 1 to 2 s, 1.33 s expected
+// message from the leader: with etcd's defaults 1 to 2 s, about 1.3 s
 // for the first of two followers. The randomization is there to keep
 // followers from splitting the vote when they cannot know whether the
 // leader is alive. When the leader's peer URL refuses connections they do
