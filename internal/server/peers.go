@@ -28,6 +28,9 @@ type peerTransport interface {
 	// ActiveSince is when the peer's connection became active (zero: not
 	// active).
 	ActiveSince(id uint64) time.Time
+	// PeerRefused reports whether the peer's URL refuses connections (its
+	// process is gone).
+	PeerRefused(id uint64) bool
 	Handler() http.Handler
 	Stop()
 }
@@ -123,8 +126,5 @@ func (s *Server) leaderGoneHook(preVote bool) func(lead uint64) bool {
 	if !preVote {
 		return nil
 	}
-	return func(lead uint64) bool {
-		tr, ok := s.tr.(interface{ PeerRefused(id uint64) bool })
-		return ok && tr.PeerRefused(lead)
-	}
+	return func(lead uint64) bool { return s.tr != nil && s.tr.PeerRefused(lead) }
 }
