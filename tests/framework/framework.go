@@ -142,7 +142,17 @@ type Member struct {
 	done   chan struct{}
 	err    error
 	starts int // processes started so far
+	// readyBefore counts readyLine in the log before the current process
+	// started (the log is appended to across restarts).
+	readyBefore int
 }
+
+// readyLine is what cairn and etcd (3.4 to 3.7) log once they serve
+// clients. WaitReady requires a new one from the current process, so a
+// read answered by a stranger listening on the member's port (another
+// test's server that got the same free port) does not count. A member must
+// therefore log at info level (no --log-level warn).
+const readyLine = "ready to serve client requests"
 
 // NewMember prepares (but does not start) a single-member server using bin.
 func NewMember(t testing.TB, bin, name string, extra ...string) *Member {
@@ -211,6 +221,7 @@ func (m *Member) Start() {
 	if m.OverrideArgs != nil {
 		args = m.OverrideArgs
 	}
+	m.readyBefore = strings.Count(m.Log(), readyLine)
 	cmd := exec.Command(m.Bin, args...)
 	cmd.Env = append(cleanEnv(), m.Env...)
 	cmd.Dir = m.Dir
@@ -240,7 +251,8 @@ func (m *Member) StartAndWait(timeout time.Duration) {
 	m.WaitReady(timeout)
 }
 
-// WaitReady waits until the member serves a linearizable read.
+// WaitReady waits until the member serves a linearizable read and the
+// current process has logged that it serves clients.
 func (m *Member) WaitReady(timeout time.Duration) {
 	m.t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -250,8 +262,11 @@ func (m *Member) WaitReady(timeout time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		_, err := c.Get(ctx, "health")
 		cancel()
-		if err == nil {
+		if err == nil && m.loggedReady() {
 			return
+		}
+		if err == nil {
+			err = fmt.Errorf("a read was answered, but this process has not logged %q", readyLine)
 		}
 		select {
 		case <-m.Done():
@@ -263,6 +278,14 @@ func (m *Member) WaitReady(timeout time.Duration) {
 		}
 		waitOrDone(m.Done(), 50*time.Millisecond)
 	}
+}
+
+// loggedReady reports whether the current process has logged readyLine.
+func (m *Member) loggedReady() bool {
+	m.mu.Lock()
+	before := m.readyBefore
+	m.mu.Unlock()
+	return strings.Count(m.Log(), readyLine) > before
 }
 
 // waitOrDone pauses between polls, returning early if done closes.
