@@ -38,11 +38,12 @@ func (n *Node) campaignIfLeaderGone() {
 		return
 	}
 	st := n.rn.BasicStatus()
-	if st.RaftState != raft.StateFollower || st.Lead == raft.None {
+	if st.RaftState != raft.StateFollower || st.Lead == raft.None || !n.cfg.LeaderGone(st.Lead) {
 		return
 	}
+	// Status copies the progress map: only once the leader is known gone.
 	rank, ok := survivorRank(n.rn.Status().Config.Voters.IDs(), st.Lead, st.ID)
-	if !ok || n.quiet < n.cfg.ElectionTicks+1+rank || !n.cfg.LeaderGone(st.Lead) {
+	if !ok || n.quiet < n.cfg.ElectionTicks+1+rank {
 		return
 	}
 	n.cfg.Logger.Info("leader's peer URL refuses connections: campaigning without waiting for the randomized election timeout",
