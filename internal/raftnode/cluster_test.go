@@ -81,6 +81,8 @@ type voter struct {
 	violations []string
 	// log is what the applier received: index → term.
 	log map[uint64]uint64
+	// data is what the applier received of each normal entry: index → data.
+	data map[uint64]string
 	// reads receives the node's read states.
 	reads chan raft.ReadState
 	// fatal receives what the node reports to OnFatal.
@@ -103,6 +105,9 @@ func (v *voter) check(ap Apply) {
 			v.violations = append(v.violations, fmt.Sprintf("member %d: entry %d applied twice", v.id, e.Index))
 		}
 		v.log[e.Index] = e.Term
+		if e.Type == raftpb.EntryNormal && len(e.Data) > 0 {
+			v.data[e.Index] = string(e.Data)
+		}
 	}
 	v.mu.Unlock()
 	if len(ap.Entries) > 0 {
@@ -158,7 +163,7 @@ func newClusterMode(t *testing.T, n int, async bool, gated ...uint64) (*testNet,
 			Logger:             &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)},
 			AsyncStorageWrites: async,
 		}
-		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, reads: make(chan raft.ReadState, 16),
+		v := &voter{id: id, p: newFakePersister(), log: map[uint64]uint64{}, data: map[uint64]string{}, reads: make(chan raft.ReadState, 16),
 			fatal: make(chan error, 1)}
 		v.p.gated = slices.Contains(gated, id)
 		nc := Config{

@@ -198,6 +198,18 @@ func (n *Node) Propose(ctx context.Context, token uint64, data []byte) {
 	n.props.add(proposal{ctx: ctx, token: token, data: data})
 }
 
+// ProposeAsLeader is Propose for a decision only the leader of term may
+// make (a lease's expiry, a lease checkpoint). The loop steps it into raft
+// only while this member leads in term, checked where raft's state cannot
+// change under it; otherwise OnDropped learns ErrNotLeader. Raft would
+// forward a follower's proposal to the leader, which commits it: a leader
+// paused or cut off past its term would have a decision taken on its stale
+// state carried out by its successor. Stepped in term, the entry commits
+// only if a quorum appends it in term, before any later leader existed.
+func (n *Node) ProposeAsLeader(ctx context.Context, token, term uint64, data []byte) {
+	n.props.add(proposal{ctx: ctx, token: token, data: data, leaderOnly: true, term: term})
+}
+
 // ReadIndex asks raft for a read index; the answer comes through
 // OnReadStates with rctx. Raft drops the request when there is no leader.
 func (n *Node) ReadIndex(rctx []byte) error {
@@ -308,6 +320,10 @@ func (n *Node) Done() <-chan struct{} { return n.donec }
 
 // ErrStopped is returned by requests made after the node stopped.
 var ErrStopped = errors.New("raftnode: stopped")
+
+// ErrNotLeader is given to OnDropped for a ProposeAsLeader proposal whose
+// term this member no longer leads in.
+var ErrNotLeader = errors.New("raftnode: not the leader of the proposal's term")
 
 func (n *Node) run() {
 	defer close(n.donec)
@@ -425,11 +441,20 @@ func (n *Node) propose() {
 		defer n.props.recycle(batch)
 	}
 	ents := make([]raftpb.Entry, 0, len(batch)+len(n.fwd))
-	for _, p := range batch {
+	var stale []uint64
+	for i := range batch {
+		p := &batch[i]
 		if p.ctx != nil && p.ctx.Err() != nil {
 			continue
 		}
+		if p.stale(st) {
+			stale = append(stale, p.token)
+			continue
+		}
 		ents = append(ents, raftpb.Entry{Data: p.data})
+	}
+	if len(stale) > 0 && n.cfg.OnDropped != nil {
+		n.cfg.OnDropped(stale, ErrNotLeader)
 	}
 	own := len(ents) > 0
 	ents = append(ents, n.fwd...)
@@ -444,8 +469,10 @@ func (n *Node) propose() {
 	}
 	if err != nil && own && n.cfg.OnDropped != nil {
 		tokens := make([]uint64, 0, len(batch))
-		for _, p := range batch {
-			tokens = append(tokens, p.token)
+		for i := range batch {
+			if !batch[i].stale(st) {
+				tokens = append(tokens, batch[i].token)
+			}
 		}
 		n.cfg.OnDropped(tokens, err)
 	}

@@ -3,6 +3,8 @@ package raftnode
 import (
 	"context"
 	"sync"
+
+	"go.etcd.io/raft/v3"
 )
 
 // proposal is one entry's data on its way to raft.
@@ -10,6 +12,16 @@ type proposal struct {
 	ctx   context.Context // done when the proposer gave up; may be nil
 	token uint64
 	data  []byte
+	// leaderOnly: the proposal reaches raft only while this member leads
+	// in term (ProposeAsLeader); otherwise it is dropped.
+	leaderOnly bool
+	term       uint64
+}
+
+// stale reports whether p is bound to a term in which this member, whose
+// raft status is st, no longer (or not yet) leads.
+func (p *proposal) stale(st raft.BasicStatus) bool {
+	return p.leaderOnly && (st.RaftState != raft.StateLeader || st.Term != p.term)
 }
 
 // proposalQueue gathers the proposals of concurrent requests so that the

@@ -122,7 +122,7 @@ func (s *Server) applyBatch(ap raftnode.Apply) error {
 		case raftpb.EntryNormal:
 			id, r := s.applier.Normal(e)
 			if len(e.Data) == 0 {
-				s.onEmptyEntry()
+				s.onEmptyEntry(e.Term)
 			}
 			if id != 0 {
 				s.w.Trigger(id, applyResult{resp: r.Resp, err: r.Err, physical: r.Physical})

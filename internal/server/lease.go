@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnkv/cairn/internal/lease"
 	"github.com/cairnkv/cairn/internal/membership"
+	"github.com/cairnkv/cairn/internal/raftnode"
 	"github.com/cairnkv/cairn/internal/schema"
 )
 
@@ -108,12 +109,14 @@ func (s *Server) leadershipChanged(lead uint64) {
 	}
 }
 
-// onEmptyEntry is called by the apply loop for every empty entry: a leader
-// that has applied its term's first entry has applied everything of the
-// terms before, and promotes its lessor, extending every lease by an
-// election timeout so that none expires early across the change.
-func (s *Server) onEmptyEntry() {
-	if s.node.IsLeader() {
+// onEmptyEntry is called by the apply loop for every empty entry, with the
+// entry's term: a leader that has applied its own term's first entry (the
+// empty one raft appends on election) has applied everything of the terms
+// before, and promotes its lessor, extending every lease by an election
+// timeout so that none expires early across the change. An earlier term's
+// empty entry, applied by a new leader on its way, does not promote it.
+func (s *Server) onEmptyEntry(term uint64) {
+	if s.node.IsLeader() && term == s.node.Term() {
 		s.lessor.Promote(s.cfg.ElectionTimeout())
 	}
 }
@@ -151,10 +154,19 @@ func (s *Server) leaseLoop() {
 // checkpointDue proposes the due checkpoints in batches, at most
 // lease.DefaultRevokeRate/2 batches per round.
 func (s *Server) checkpointDue() {
+	var term uint64
 	for i := 0; i < lease.DefaultRevokeRate/2; i++ {
 		cps := s.lessor.DueCheckpoints(lease.MaxCheckpointBatch)
 		if len(cps) > 0 {
-			if err := s.proposeCheckpoints(context.Background(), cps); err != nil {
+			if term == 0 {
+				var ok bool
+				if term, _, ok = s.ensureLeadership(context.Background()); !ok {
+					s.lg.Warn("Ignore the checkpoint request because current member isn't a leader",
+						zap.Uint64("local-member-id", s.ID()))
+					return
+				}
+			}
+			if err := s.proposeCheckpoints(context.Background(), cps, term); err != nil {
 				return
 			}
 		}
@@ -164,24 +176,28 @@ func (s *Server) checkpointDue() {
 	}
 }
 
-// proposeCheckpoints proposes checkpoints if this member still leads
-// (lease.ErrNotPrimary otherwise). Like etcd, a failed proposal is not an
-// error: the next checkpoint or renewal makes up for it.
-func (s *Server) proposeCheckpoints(ctx context.Context, cps []*pb.LeaseCheckpoint) error {
-	if !s.ensureLeadership() {
-		s.lg.Warn("Ignore the checkpoint request because current member isn't a leader",
-			zap.Uint64("local-member-id", s.ID()))
+// proposeCheckpoints proposes checkpoints as the leader of term
+// (lease.ErrNotPrimary once this member no longer leads in it). Like etcd,
+// a checkpoint that fails otherwise is not an error: the next checkpoint or
+// renewal makes up for it.
+func (s *Server) proposeCheckpoints(ctx context.Context, cps []*pb.LeaseCheckpoint, term uint64) error {
+	_, err := s.proposeAsLeader(ctx, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: cps}}, term)
+	if errors.Is(err, raftnode.ErrNotLeader) {
 		return lease.ErrNotPrimary
 	}
-	if _, err := s.propose(ctx, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: cps}}); err != nil {
+	if err != nil {
 		s.lg.Debug("lease checkpoint failed", zap.Error(err))
 	}
 	return nil
 }
 
 // revoker proposes the revocation of expired leases, up to
-// maxPendingRevokes at a time, after checking this member still leads (a
-// leader cut off from the others must not revoke).
+// maxPendingRevokes at a time, after confirming that this member still
+// leads (a leader cut off from the others must not revoke). Each revocation
+// is proposed as the leader of the confirmed term: should this member lose
+// that term before raft takes the proposal, it is dropped rather than
+// forwarded to the new leader, whose lessor may well have seen the lease
+// renewed.
 func (s *Server) revoker() {
 	sem := make(chan struct{}, maxPendingRevokes)
 	for {
@@ -191,7 +207,8 @@ func (s *Server) revoker() {
 		case <-s.stopping:
 			return
 		}
-		if !s.ensureLeadership() {
+		term, _, ok := s.ensureLeadership(context.Background())
+		if !ok {
 			s.lg.Warn("Ignore the lease revoking request because current member isn't a leader",
 				zap.Uint64("local-member-id", s.ID()))
 			continue
@@ -206,7 +223,7 @@ func (s *Server) revoker() {
 			go func(id int64) {
 				defer s.bg.Done()
 				defer func() { <-sem }()
-				if _, err := s.LeaseRevoke(context.Background(), &pb.LeaseRevokeRequest{ID: id}); err != nil {
+				if _, err := s.proposeAsLeader(context.Background(), &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}}, term); err != nil {
 					s.lg.Warn("failed to revoke lease", zap.String("lease-id", fmt.Sprintf("%016x", id)), zap.Error(err))
 					return
 				}
@@ -216,24 +233,31 @@ func (s *Server) revoker() {
 	}
 }
 
-// ensureLeadership reports whether this member still leads: at once when
-// raft ticked within the last three ticks (the loop is not stuck), else
-// after a ReadIndex round confirms it (etcd's ensureLeadership).
-func (s *Server) ensureLeadership() bool {
-	if last := s.node.LastTick(); !last.IsZero() && time.Since(last) < 3*s.cfg.TickInterval() {
-		return s.node.IsLeader()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
+// ensureLeadership confirms that this member still leads, by a ReadIndex
+// round (etcd's ensureLeadership), and returns the term it leads in and
+// when the confirmation started. The round's heartbeats leave the start:
+// a quorum heard from this leader after it, and none of them grants a vote
+// (or campaigns) for an election timeout after that (CheckQuorum; the early
+// campaign of raftnode waits as long). So no other leader exists before
+// start plus an election timeout, less a tick for unaligned tick clocks.
+//
+// Raft's own view of its role is not enough: a leader paused (SIGSTOP, a
+// long stall) or cut off keeps believing it leads, and ticks as soon as it
+// runs again, until a message from its successor reaches it.
+func (s *Server) ensureLeadership(ctx context.Context) (term uint64, start time.Time, ok bool) {
+	start = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
 	defer cancel()
 	if err := s.LinearizableReadNotify(ctx); err != nil {
 		s.lg.Warn("Failed to check current member's leadership", zap.Error(err))
-		return false
+		return 0, start, false
 	}
-	if lead := s.Leader(); lead != s.ID() {
+	term = s.node.Term()
+	if lead := s.Leader(); lead != s.ID() || !s.node.IsLeader() {
 		s.lg.Warn("Current member isn't a leader", zap.Uint64("local-member-id", s.ID()), zap.Uint64("new-lead", lead))
-		return false
+		return 0, start, false
 	}
-	return true
+	return term, start, true
 }
 
 // waitAppliedIndex waits until everything committed so far is applied, at
@@ -307,19 +331,13 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb
 }
 
 // LeaseRenew renews a lease and returns its TTL. The leader renews it
-// itself once it has confirmed its leadership and applied what it
-// committed; any other member forwards the renewal to the leader's peer
-// URLs until one answers or the request timeout passes.
+// itself (renewAsLeader); any other member forwards the renewal to the
+// leader's peer URLs until one answers or the request timeout passes.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	if s.node.IsLeader() {
-		if !s.ensureLeadership() {
-			return -1, lease.ErrNotPrimary
-		}
-		if err := s.waitAppliedIndex(); err != nil {
-			return 0, err
-		}
-		ttl, err := s.renewLocal(ctx, id)
-		if err == nil || !errors.Is(err, lease.ErrNotPrimary) {
+		ttl, err := s.renewAsLeader(ctx, id)
+		// Deposed meanwhile, it forwards the renewal to the successor.
+		if err == nil || !errors.Is(err, lease.ErrNotPrimary) || s.node.IsLeader() {
 			return ttl, err
 		}
 	}
@@ -360,12 +378,48 @@ func (s *Server) pause(ctx context.Context, d time.Duration) {
 	}
 }
 
+// renewAsLeader renews a lease in this member's lessor once it has
+// confirmed that it leads and applied what it committed (as etcd does), and
+// answers only if the renewal is still covered by that confirmation: a
+// successor cannot exist before an election timeout has passed since the
+// confirmation started (ensureLeadership), and it extends every lease by an
+// election timeout on taking over, so a TTL counted from a renewal made
+// within that time never outlasts the lease on the successor. A renewal
+// that took longer (the process was paused, or stalled, between the
+// confirmation and the renewal) is answered lease.ErrNotPrimary, and the
+// client renews again. Without that check, a leader paused past its term
+// answered renewals on waking up, and the client counted on a TTL its
+// lease no longer had (robustness cairn-3/pause-leader/seed-17).
+func (s *Server) renewAsLeader(ctx context.Context, id int64) (int64, error) {
+	if !s.node.IsLeader() {
+		return -1, lease.ErrNotPrimary
+	}
+	term, start, ok := s.ensureLeadership(ctx)
+	if !ok {
+		return -1, lease.ErrNotPrimary
+	}
+	if err := s.waitAppliedIndex(); err != nil {
+		return 0, err
+	}
+	ttl, err := s.renewLocal(ctx, id, term)
+	if err != nil {
+		return ttl, err
+	}
+	if took := time.Since(start); took >= s.cfg.ElectionTimeout() {
+		s.lg.Warn("lease renewal not confirmed: renewing took longer than an election timeout since leadership was confirmed",
+			zap.String("lease-id", fmt.Sprintf("%016x", id)), zap.Duration("took", took),
+			zap.Duration("election-timeout", s.cfg.ElectionTimeout()))
+		return -1, lease.ErrNotPrimary
+	}
+	return ttl, nil
+}
+
 // renewLocal renews a lease in this member's lessor, which must be primary
-// (else lease.ErrNotPrimary). A lease that has expired is not revived: the
-// renewal waits for its revocation (lease.ErrNotFound) or for a demotion
-// (lease.ErrNotPrimary). A lease carrying a checkpointed remaining TTL has
-// it cleared through raft first.
-func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
+// (else lease.ErrNotPrimary), for the leader of term. A lease that has
+// expired is not revived: the renewal waits for its revocation
+// (lease.ErrNotFound) or for a demotion (lease.ErrNotPrimary). A lease
+// carrying a checkpointed remaining TTL has it cleared through raft first.
+func (s *Server) renewLocal(ctx context.Context, id int64, term uint64) (int64, error) {
 	r, err := s.lessor.BeginRenew(id)
 	if err != nil {
 		return -1, err
@@ -383,7 +437,7 @@ func (s *Server) renewLocal(ctx context.Context, id int64) (int64, error) {
 		}
 	}
 	if r.ClearCheckpoint {
-		if err := s.proposeCheckpoints(ctx, []*pb.LeaseCheckpoint{{ID: id}}); err != nil {
+		if err := s.proposeCheckpoints(ctx, []*pb.LeaseCheckpoint{{ID: id}}, term); err != nil {
 			return -1, err
 		}
 	}

@@ -64,16 +64,18 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "error unmarshalling request", http.StatusBadRequest)
 			return
 		}
-		if !s.waitAppliedHTTP(w) {
-			return
-		}
-		ttl, err := s.renewLocal(r.Context(), req.ID)
+		// The forwarding member only ever reaches here through the
+		// leader's checks (renewAsLeader), as a local client would.
+		ttl, err := s.renewAsLeader(r.Context(), req.ID)
 		if err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, lease.ErrNotFound) {
-				code = http.StatusNotFound
+			switch {
+			case errors.Is(err, lease.ErrNotFound):
+				http.Error(w, err.Error(), http.StatusNotFound)
+			case errors.Is(err, ErrTimeoutWaitAppliedIndex):
+				http.Error(w, errLeaseHTTPTimeout.Error(), http.StatusRequestTimeout)
+			default:
+				http.Error(w, err.Error(), http.StatusBadRequest)
 			}
-			http.Error(w, err.Error(), code)
 			return
 		}
 		out, err = (&pb.LeaseKeepAliveResponse{ID: req.ID, TTL: ttl}).Marshal()

@@ -306,6 +306,26 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 // proposeRaw proposes req and returns the apply result; the error is set
 // when the request never got applied.
 func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
+	return s.proposeIn(ctx, req, 0)
+}
+
+// proposeAsLeader proposes req as a decision of the leader of term: it
+// reaches raft only while this member still leads in term (else
+// raftnode.ErrNotLeader), so a deposed leader's proposal is never forwarded
+// to its successor (raftnode.Node.ProposeAsLeader).
+func (s *Server) proposeAsLeader(ctx context.Context, req *pb.InternalRaftRequest, term uint64) (any, error) {
+	if term == 0 {
+		return nil, raftnode.ErrNotLeader
+	}
+	r, err := s.proposeIn(ctx, req, term)
+	if err != nil {
+		return nil, err
+	}
+	return r.resp, r.err
+}
+
+// proposeIn is proposeRaw, bound to the leader of term unless term is 0.
+func (s *Server) proposeIn(ctx context.Context, req *pb.InternalRaftRequest, term uint64) (applyResult, error) {
 	if s.CommittedIndex() > s.AppliedIndex()+maxGapApplyCommit {
 		return applyResult{}, ErrTooManyRequests
 	}
@@ -326,7 +346,11 @@ func (s *Server) proposeRaw(ctx context.Context, req *pb.InternalRaftRequest) (a
 	// The request's own ctx says when the client gives up; dl bounds the
 	// wait as etcd's request timeout does, without a context per request.
 	dl := s.deadlines.get(start)
-	s.node.Propose(dl, id, data)
+	if term != 0 {
+		s.node.ProposeAsLeader(dl, id, term, data)
+	} else {
+		s.node.Propose(dl, id, data)
+	}
 	s.m.proposalsPending.Inc()
 	defer s.m.proposalsPending.Dec()
 	select {
