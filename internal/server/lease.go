@@ -233,33 +233,6 @@ func (s *Server) revoker() {
 	}
 }
 
-// ensureLeadership confirms that this member still leads, by a ReadIndex
-// round (etcd's ensureLeadership), and returns the term it leads in and
-// when the confirmation started. The round's heartbeats leave the start:
-// a quorum heard from this leader after it, and none of them grants a vote
-// (or campaigns) for an election timeout after that (CheckQuorum; the early
-// campaign of raftnode waits as long). So no other leader exists before
-// start plus an election timeout, less a tick for unaligned tick clocks.
-//
-// Raft's own view of its role is not enough: a leader paused (SIGSTOP, a
-// long stall) or cut off keeps believing it leads, and ticks as soon as it
-// runs again, until a message from its successor reaches it.
-func (s *Server) ensureLeadership(ctx context.Context) (term uint64, start time.Time, ok bool) {
-	start = time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
-	defer cancel()
-	if err := s.LinearizableReadNotify(ctx); err != nil {
-		s.lg.Warn("Failed to check current member's leadership", zap.Error(err))
-		return 0, start, false
-	}
-	term = s.node.Term()
-	if lead := s.Leader(); lead != s.ID() || !s.node.IsLeader() {
-		s.lg.Warn("Current member isn't a leader", zap.Uint64("local-member-id", s.ID()), zap.Uint64("new-lead", lead))
-		return 0, start, false
-	}
-	return term, start, true
-}
-
 // waitAppliedIndex waits until everything committed so far is applied, at
 // most a second.
 func (s *Server) waitAppliedIndex() error {
@@ -379,7 +352,8 @@ func (s *Server) pause(ctx context.Context, d time.Duration) {
 }
 
 // renewAsLeader renews a lease in this member's lessor once it has
-// confirmed that it leads and applied what it committed (as etcd does), and
+// confirmed that it leads (by a ReadIndex round started less than half an
+// election timeout ago, or a new one) and applied what it committed, and
 // answers only if the renewal is still covered by that confirmation: a
 // successor cannot exist before an election timeout has passed since the
 // confirmation started (ensureLeadership), and it extends every lease by an
@@ -394,9 +368,11 @@ func (s *Server) renewAsLeader(ctx context.Context, id int64) (int64, error) {
 	if !s.node.IsLeader() {
 		return -1, lease.ErrNotPrimary
 	}
-	term, start, ok := s.ensureLeadership(ctx)
-	if !ok {
-		return -1, lease.ErrNotPrimary
+	term, start, ok := s.leadership.recent(time.Now(), s.cfg.ElectionTimeout()/2)
+	if !ok || term != s.node.Term() {
+		if term, start, ok = s.ensureLeadership(ctx); !ok {
+			return -1, lease.ErrNotPrimary
+		}
 	}
 	if err := s.waitAppliedIndex(); err != nil {
 		return 0, err

@@ -83,6 +83,9 @@ type Server struct {
 	// lessor holds the leases; leases is the shell around it (lease.go).
 	lessor *lease.Lessor
 	leases *leaseShell
+	// leadership is the last ReadIndex confirmation of this member's
+	// leadership (leadership.go).
+	leadership leadershipConfirmation
 	// applier is used only by the apply goroutine.
 	applier *apply.Applier
 	// applyMu is held by whoever applies: the apply loop, or the raft loop
