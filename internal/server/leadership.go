@@ -18,11 +18,16 @@ import (
 // grants a vote or campaigns for an election timeout after hearing from
 // the leader (CheckQuorum; raftnode's early campaign waits as long). So no
 // successor exists before the round's start plus an election timeout, less
-// a tick for tick clocks out of phase; and a successor extends every lease
-// by an election timeout when it takes over. A renewal made within an
-// election timeout of a confirmation's start therefore never promises a
-// TTL that outlasts the lease on a successor, whenever the confirmation
-// was made and whatever happened since.
+// a tick for tick clocks out of phase (soleLeaderWindow keeps one more tick
+// of margin). Whatever happened since, an answer made within that window
+// is the only leader's:
+//   - a renewal never promises a TTL that outlasts the lease on a
+//     successor (which, besides, extends every lease by an election
+//     timeout when it takes over);
+//   - a TimeToLive misses nothing committed elsewhere.
+// A confirmation is reused for half an election timeout (renewals come in
+// thousands a second), leaving at least a tenth of one to answer in: the
+// election timeout is at least five ticks (--election-timeout).
 
 // leadershipConfirmation is the last successful confirmation: the term it
 // confirmed and when its round started. Safe for concurrent use.
@@ -71,4 +76,27 @@ func (s *Server) ensureLeadership(ctx context.Context) (term uint64, start time.
 	}
 	s.leadership.record(term, start)
 	return term, start, true
+}
+
+// soleLeaderWindow is how long after a confirmation's start this member is
+// certainly the only leader, with a tick of margin.
+func (s *Server) soleLeaderWindow() time.Duration {
+	return s.cfg.ElectionTimeout() - 2*s.cfg.TickInterval()
+}
+
+// confirmationReuse is how long a confirmation is reused for.
+func (s *Server) confirmationReuse() time.Duration { return s.cfg.ElectionTimeout() / 2 }
+
+// confirmRecentLeadership returns a confirmation of this member's
+// leadership in its current term whose round started less than maxAge ago,
+// running a new round (ensureLeadership) when there is none; ok is false
+// when this member does not lead or the round fails.
+func (s *Server) confirmRecentLeadership(ctx context.Context, maxAge time.Duration) (term uint64, start time.Time, ok bool) {
+	if !s.node.IsLeader() {
+		return 0, time.Time{}, false
+	}
+	if term, start, ok = s.leadership.recent(time.Now(), maxAge); ok && term == s.node.Term() {
+		return term, start, true
+	}
+	return s.ensureLeadership(ctx)
 }

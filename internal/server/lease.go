@@ -352,27 +352,20 @@ func (s *Server) pause(ctx context.Context, d time.Duration) {
 }
 
 // renewAsLeader renews a lease in this member's lessor once it has
-// confirmed that it leads (by a ReadIndex round started less than half an
-// election timeout ago, or a new one) and applied what it committed, and
-// answers only if the renewal is still covered by that confirmation: a
-// successor cannot exist before an election timeout has passed since the
-// confirmation started (ensureLeadership), and it extends every lease by an
-// election timeout on taking over, so a TTL counted from a renewal made
-// within that time never outlasts the lease on the successor. A renewal
-// that took longer (the process was paused, or stalled, between the
-// confirmation and the renewal) is answered lease.ErrNotPrimary, and the
-// client renews again. Without that check, a leader paused past its term
-// answered renewals on waking up, and the client counted on a TTL its
-// lease no longer had (robustness cairn-3/pause-leader/seed-17).
+// confirmed that it leads (leadership.go: a ReadIndex round started less
+// than half an election timeout ago, or a new one) and applied what it
+// committed, and answers only if the renewal was made within the sole-leader
+// window of that confirmation, so the TTL it promises never outlasts the
+// lease on a successor. A renewal that took longer (the process was paused,
+// or stalled, between the confirmation and the renewal) is answered
+// lease.ErrNotPrimary, and the client renews again. Without these checks a
+// leader paused past its term answered renewals on waking up, and the
+// client counted on a TTL its lease no longer had (robustness
+// cairn-3/pause-leader/seed-17).
 func (s *Server) renewAsLeader(ctx context.Context, id int64) (int64, error) {
-	if !s.node.IsLeader() {
+	term, start, ok := s.confirmRecentLeadership(ctx, s.confirmationReuse())
+	if !ok {
 		return -1, lease.ErrNotPrimary
-	}
-	term, start, ok := s.leadership.recent(time.Now(), s.cfg.ElectionTimeout()/2)
-	if !ok || term != s.node.Term() {
-		if term, start, ok = s.ensureLeadership(ctx); !ok {
-			return -1, lease.ErrNotPrimary
-		}
 	}
 	if err := s.waitAppliedIndex(); err != nil {
 		return 0, err
@@ -381,10 +374,10 @@ func (s *Server) renewAsLeader(ctx context.Context, id int64) (int64, error) {
 	if err != nil {
 		return ttl, err
 	}
-	if took := time.Since(start); took >= s.cfg.ElectionTimeout() {
-		s.lg.Warn("lease renewal not confirmed: renewing took longer than an election timeout since leadership was confirmed",
-			zap.String("lease-id", fmt.Sprintf("%016x", id)), zap.Duration("took", took),
-			zap.Duration("election-timeout", s.cfg.ElectionTimeout()))
+	if took := time.Since(start); took >= s.soleLeaderWindow() {
+		s.lg.Warn("lease renewal not answered: leadership was confirmed too long ago to be sure no successor exists",
+			zap.String("lease-id", fmt.Sprintf("%016x", id)), zap.Duration("since-confirmation", took),
+			zap.Duration("sole-leader-window", s.soleLeaderWindow()))
 		return -1, lease.ErrNotPrimary
 	}
 	return ttl, nil
@@ -425,15 +418,15 @@ func (s *Server) renewLocal(ctx context.Context, id int64, term uint64) (int64, 
 // remaining TTL: other members ask it over the peer port.
 func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	if s.node.IsLeader() {
-		if err := s.waitAppliedIndex(); err != nil {
-			return nil, err
+		resp, err := s.timeToLiveAsLeader(ctx, r.ID, r.Keys)
+		if !errors.Is(err, lease.ErrNotPrimary) {
+			return resp, err
 		}
-		resp, err := s.timeToLiveLocal(r.ID, r.Keys)
-		if errors.Is(err, lease.ErrNotPrimary) {
-			// Demoted while answering: the client retries elsewhere.
+		if s.node.IsLeader() {
+			// Not confirmed in time: the client retries.
 			return nil, ErrLeaderChanged
 		}
-		return resp, err
+		// Deposed meanwhile, it asks the successor.
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout())
 	defer cancel()
@@ -451,6 +444,37 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		s.pause(cctx, forwardRetryPause)
 	}
 	return nil, forwardErr(cctx)
+}
+
+// timeToLiveAsLeader answers TimeToLive from this member's lessor once it
+// has confirmed that it leads (leadership.go) and applied what it
+// committed, and only if the answer was made within half an election
+// timeout of the confirmation's start: no successor exists before an
+// election timeout (less a tick) has passed since then, so nothing was
+// committed elsewhere that the answer misses, and the answer is
+// linearizable. A leader paused or cut off past its term would otherwise
+// answer from a lessor nobody follows: a lease its successor has revoked
+// as alive, one its successor granted as not found. lease.ErrNotPrimary
+// when not confirmed.
+func (s *Server) timeToLiveAsLeader(ctx context.Context, id int64, keys bool) (*pb.LeaseTimeToLiveResponse, error) {
+	_, start, ok := s.confirmRecentLeadership(ctx, s.confirmationReuse())
+	if !ok {
+		return nil, lease.ErrNotPrimary
+	}
+	if err := s.waitAppliedIndex(); err != nil {
+		return nil, err
+	}
+	resp, err := s.timeToLiveLocal(id, keys)
+	if err != nil && !errors.Is(err, lease.ErrNotFound) {
+		return nil, err
+	}
+	if took := time.Since(start); took >= s.soleLeaderWindow() {
+		s.lg.Warn("lease time-to-live not answered: leadership was confirmed too long ago to be sure no successor exists",
+			zap.String("lease-id", fmt.Sprintf("%016x", id)), zap.Duration("since-confirmation", took),
+			zap.Duration("sole-leader-window", s.soleLeaderWindow()))
+		return nil, lease.ErrNotPrimary
+	}
+	return resp, err
 }
 
 // timeToLiveLocal answers TimeToLive from this member's lessor;

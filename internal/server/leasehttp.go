@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -89,13 +88,13 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "error unmarshalling request", http.StatusBadRequest)
 			return
 		}
-		if !s.waitAppliedHTTP(w) {
-			return
-		}
-		resp, err := s.timeToLiveLocal(req.ID, req.Keys)
+		resp, err := s.timeToLiveAsLeader(r.Context(), req.ID, req.Keys)
 		switch {
 		case errors.Is(err, lease.ErrNotFound):
 			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		case errors.Is(err, ErrTimeoutWaitAppliedIndex):
+			http.Error(w, errLeaseHTTPTimeout.Error(), http.StatusRequestTimeout)
 			return
 		case err != nil:
 			// demoted meanwhile: the asker tries again
@@ -112,24 +111,6 @@ func (s *Server) serveLease(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/protobuf")
 	w.Write(out)
-}
-
-// waitAppliedHTTP waits up to a second for apply to reach the commit index
-// as it is now, answering 408 when it does not.
-func (s *Server) waitAppliedHTTP(w http.ResponseWriter) bool {
-	committed := s.CommittedIndex()
-	if s.applied.Applied() >= committed {
-		return true
-	}
-	t := time.NewTimer(applyWaitTimeout)
-	defer t.Stop()
-	select {
-	case <-s.applied.Wait(committed):
-		return true
-	case <-t.C:
-		http.Error(w, errLeaseHTTPTimeout.Error(), http.StatusRequestTimeout)
-		return false
-	}
 }
 
 // renewAt asks the member at peer URL base to renew lease id.

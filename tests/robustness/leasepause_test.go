@@ -24,11 +24,14 @@ import (
 // The client renews through the old leader only, every 100 ms, from the
 // moment it resumes; then the partition heals and the successor revokes
 // the lease. Every renewal answered must have been sent at least its TTL
-// before the revocation was seen.
+// before the revocation was seen. The client also asks the old leader,
+// each time, for the time to live of a lease granted through the
+// successor after it took over: "not found" would be a stale answer.
 //
 // etcd 3.6.16 fails this test: its resumed old leader answers every renewal
 // (TTL 4) for over a second, and the successor revokes the lease up to 1.4 s
-// before the last TTL it promised runs out. CAIRN_PAUSED_LEASE_ETCD=1 runs
+// before the last TTL it promised runs out; it also answers the time-to-live
+// question "not found". CAIRN_PAUSED_LEASE_ETCD=1 runs
 // the same steps on it too, to see that.
 func TestPausedLeaderRenewsNoLease(t *testing.T) {
 	if mode := os.Getenv("CAIRN_ROBUSTNESS"); mode == "off" || mode == "long" {
@@ -88,6 +91,14 @@ func testPausedLeaderRenewsNoLease(t *testing.T, target string) {
 		return err == nil
 	})
 	tookOver := time.Now()
+	// A lease granted through the successor: the old leader never heard
+	// of it.
+	gctx, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	g2, err := rest.Grant(gctx, 60)
+	gcancel()
+	if err != nil {
+		t.Fatalf("grant through the successor: %v", err)
+	}
 	// Wake the old leader late enough that a renewal it answers would
 	// promise more than the successor, which extends every lease by an
 	// election timeout (1 s) on taking over, will give: the successor's
@@ -100,6 +111,7 @@ func testPausedLeaderRenewsNoLease(t *testing.T, target string) {
 		ttl  int64
 	}
 	var answered []answer
+	var notFound []time.Time // TimeToLive of the successor's lease answered "not found"
 	renewUntil := time.Now().Add(1500 * time.Millisecond)
 	tick := time.NewTicker(100 * time.Millisecond)
 	for time.Now().Before(renewUntil) {
@@ -110,6 +122,12 @@ func testPausedLeaderRenewsNoLease(t *testing.T, target string) {
 		rcancel()
 		if err == nil && r.TTL > 0 {
 			answered = append(answered, answer{sent, r.TTL})
+		}
+		rctx, rcancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+		tl, err := old.TimeToLive(rctx, g2.ID)
+		rcancel()
+		if err == nil && tl.TTL == -1 {
+			notFound = append(notFound, sent)
 		}
 	}
 	tick.Stop()
@@ -130,8 +148,12 @@ func testPausedLeaderRenewsNoLease(t *testing.T, target string) {
 		}
 		return false
 	})
-	t.Logf("%s: successor %s took over; lease revoked at most %v later; %d renewals answered by the old leader after it resumed",
-		target, successor, revokedBy.Sub(tookOver).Round(time.Millisecond), len(answered))
+	t.Logf("%s: successor %s took over; lease revoked at most %v later; %d renewals answered by the old leader after it resumed; %d time-to-live questions about the successor's lease answered \"not found\"",
+		target, successor, revokedBy.Sub(tookOver).Round(time.Millisecond), len(answered), len(notFound))
+	for _, at := range notFound {
+		t.Errorf("%s: a time-to-live question sent to the resumed old leader %v after the successor took over was answered \"not found\" for a lease the successor had granted before",
+			target, at.Sub(tookOver).Round(time.Millisecond))
+	}
 	for _, a := range answered {
 		if promised := a.sent.Add(time.Duration(a.ttl) * time.Second); revokedBy.Before(promised) {
 			t.Errorf("%s: a renewal sent to the resumed old leader %v after the successor took over was answered TTL %d, but the lease was revoked by %v, %v before that TTL ran out",
