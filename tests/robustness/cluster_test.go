@@ -239,30 +239,40 @@ func (c *cluster) leader(timeout time.Duration) (string, error) {
 }
 
 func (c *cluster) leaderOnce() (string, error) {
-	var lead uint64
+	var up []string
 	for _, m := range c.members {
-		if c.getState(m.Name) != running {
-			continue
+		if c.getState(m.Name) == running {
+			up = append(up, m.Name)
 		}
+	}
+	return c.leaderAmong(up)
+}
+
+// leaderAmong returns the member that the named members agree leads, when
+// it is one of them.
+func (c *cluster) leaderAmong(names []string) (string, error) {
+	var lead uint64
+	for _, name := range names {
+		m := c.member(name)
 		cl := c.client(m)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		st, err := cl.Status(ctx, m.Client)
 		cancel()
 		cl.Close()
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", m.Name, err)
+			return "", fmt.Errorf("%s: %w", name, err)
 		}
 		if st.Leader == 0 || (lead != 0 && st.Leader != lead) {
 			return "", errors.New("members disagree on the leader")
 		}
 		lead = st.Leader
 	}
-	for name, id := range c.ids {
-		if id == lead {
+	for _, name := range names {
+		if c.ids[name] == lead {
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("leader %x is not a member", lead)
+	return "", fmt.Errorf("leader %x is not among %v", lead, names)
 }
 
 // others are the names of the members other than name.

@@ -2,8 +2,6 @@ package robustness
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -161,33 +159,6 @@ func testPausedLeaderRenewsNoLease(t *testing.T, target string) {
 				promised.Sub(revokedBy).Round(time.Millisecond))
 		}
 	}
-}
-
-// leaderAmong returns the member the named running members agree leads,
-// when it is one of them.
-func (c *cluster) leaderAmong(names []string) (string, error) {
-	var lead uint64
-	for _, name := range names {
-		m := c.member(name)
-		cl := c.client(m)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := cl.Status(ctx, m.Client)
-		cancel()
-		cl.Close()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", name, err)
-		}
-		if st.Leader == 0 || (lead != 0 && st.Leader != lead) {
-			return "", errors.New("members disagree on the leader")
-		}
-		lead = st.Leader
-	}
-	for _, name := range names {
-		if c.ids[name] == lead {
-			return name, nil
-		}
-	}
-	return "", fmt.Errorf("leader %x is not among %v", lead, names)
 }
 
 // waitFor polls cond every 50 ms until it holds, failing the test after
