@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -142,7 +143,6 @@ type runner struct {
 	cfg   Config
 	procs *procSet
 	work  string // scratch dir under WorkRoot: binaries, data dirs, fsync file
-	ipN   int
 	res   *Results
 	logMu sync.Mutex
 }
@@ -156,11 +156,15 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.cfg.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
+// ipSeq numbers the servers of every runner in this process, so that
+// runners going on at once (the harness's tests run in parallel) never
+// share an address: a port one of them chose and released could otherwise
+// be chosen by the other before the first server binds it.
+var ipSeq atomic.Uint64
+
 // nextIP spreads servers over 127.0.0.10-249, a fresh address per server.
 func (r *runner) nextIP() string {
-	ip := fmt.Sprintf("127.0.0.%d", 10+r.ipN%240)
-	r.ipN++
-	return ip
+	return fmt.Sprintf("127.0.0.%d", 10+(ipSeq.Add(1)-1)%240)
 }
 
 // Run runs the benchmark described by cfg and writes results.md and

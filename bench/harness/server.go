@@ -37,15 +37,23 @@ type server struct {
 	args     []string // the flags of the last launch (relaunch reuses them)
 }
 
-// freePort asks the kernel for a free port on ip. The port is released before
-// the server binds it; on a loopback address nobody else is racing for it.
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
+// freePorts asks the kernel for n distinct free ports on ip. Every port is
+// held until all are chosen: a port released at once may be handed out
+// again by the next request (a member given the same client and peer port
+// exits at start-up with "address already in use"). The ports are released
+// before the server binds them; on a loopback address nobody else is racing
+// for them.
+func freePorts(ip string, n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 func newClient(endpoint string) (*clientv3.Client, error) { return newClientTo([]string{endpoint}) }
@@ -84,16 +92,12 @@ func newServer(sys System, root, ip string) (*server, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	cp, err := freePort(ip)
+	ports, err := freePorts(ip, 2)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err
 	}
-	pp, err := freePort(ip)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, "", err
-	}
+	cp, pp := ports[0], ports[1]
 	s := &server{
 		sys: sys, dir: dir, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log"),
 		endpoint: net.JoinHostPort(ip, strconv.Itoa(cp)), exited: make(chan struct{}),
