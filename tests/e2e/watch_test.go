@@ -413,7 +413,9 @@ func TestWatchAcrossKillsAndLeaderChange(t *testing.T) {
 			c.Start(60 * time.Second)
 			cl := c.Client()
 			defer cl.Close()
-			ctx, cancel := context.WithCancel(ctxT(t))
+			// The kills, restarts and waits below take 5 s or more:
+			// ctxT's 10 s are too few for all of them.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			type watchSpec struct {
 				rec  *recorder
