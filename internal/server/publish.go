@@ -21,14 +21,7 @@ import (
 // would then only time out (etcd waits the request timeout and proposes
 // again). Here an install ends the attempt at once, and the member counts
 // as published when the installed member set carries its attributes.
-//
-// An attempt waits at most two election timeouts (etcd waits the request
-// timeout, 7 s by default): a member just restarted forwards its proposal
-// while its peer links are still being set up, and a forwarded proposal
-// lost on the way is only noticed when the attempt ends. Setting the same
-// attributes twice changes nothing, so proposing again sooner is safe.
 func (s *Server) publish() {
-	attempt := min(s.cfg.RequestTimeout(), 2*s.cfg.ElectionTimeout())
 	for {
 		// A fresh request per attempt: an earlier attempt's entry may still
 		// be applied, and the applier may be reading its request.
@@ -36,7 +29,7 @@ func (s *Server) publish() {
 			Member_ID:        s.ID(),
 			MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: s.cfg.ClientURLs},
 		}}
-		ctx, cancel := context.WithTimeout(context.Background(), attempt)
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout())
 		installed := s.installs.wait()
 		go func() {
 			select {
